@@ -1,0 +1,1 @@
+"""The engine: datasets, captions, strategies, profiles, state. Never imports Textual."""
