@@ -1,0 +1,155 @@
+"""Caption files: decoding bytes, parsing tags, formatting a caption line.
+
+One parser and one formatter serve the whole project; the app and the CLI never split tags
+themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+UNDERSCORE_MODES = ("spaces", "keep")
+
+_WHITESPACE = re.compile(r"\s+")
+# Emoticon tags keep their underscores (`^_^`, `o_o`, `>_<`): WD14 and trainers do the same.
+_EMOTICON_MAX_LEN = 3
+# `(tag:1.2)`: a weighted prompt tag, kept verbatim (never unescaped nor re-escaped).
+_WEIGHTED = re.compile(r"^\(.*:\s*-?[0-9.]+\s*\)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class DecodedCaption:
+    """The text of a caption file and what had to be assumed to read it."""
+
+    text: str
+    warnings: tuple[str, ...] = ()
+
+
+def decode_caption(data: bytes) -> DecodedCaption:
+    """Decode a caption file's bytes.
+
+    UTF-8 (a BOM is stripped), UTF-16 with a BOM, else cp1252 (or latin-1, which never fails)
+    with a warning. Line endings become LF. Several non-empty lines are joined (their tags are
+    all used) with a warning.
+    """
+    warnings: list[str] = []
+    if data.startswith(b"\xef\xbb\xbf"):
+        text = data[3:].decode("utf-8", errors="replace")
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = data.decode("utf-16", errors="replace")
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                text = data.decode("cp1252")
+                warnings.append("not UTF-8: read as cp1252; check the accents in its tags")
+            except UnicodeDecodeError:
+                text = data.decode("latin-1")
+                warnings.append("not UTF-8: read as latin-1; check the accents in its tags")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\n" in text.strip("\n"):
+        lines = [line for line in text.split("\n") if line.strip()]
+        if len(lines) > 1:
+            warnings.append(
+                f"{len(lines)} lines: the tags of every line are used, "
+                "but trainers read only the first line"
+            )
+        text = ", ".join(lines)
+    return DecodedCaption(text.strip("\n"), tuple(warnings))
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas, except inside an unescaped `( ... )` (a weighted tag may hold commas)."""
+    if "(" not in text:
+        return text.split(",")
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    if depth:
+        # An unclosed parenthesis: do not let it swallow the rest of the caption.
+        return text.split(",")
+    parts.append(text[start:])
+    return parts
+
+
+def normalize_tag(raw: str, underscores: str = "spaces") -> str:
+    """One tag as the engine holds it: trimmed, inner whitespace collapsed, `\\(` unescaped,
+    underscores turned into spaces (except in emoticons) when `underscores == "spaces"`."""
+    tag = raw.strip()
+    if not tag:
+        return ""
+    if " " in tag or "\t" in tag or "\n" in tag or "\u3000" in tag:
+        tag = _WHITESPACE.sub(" ", tag)
+    if _WEIGHTED.match(tag):
+        return tag
+    if "\\" in tag:
+        tag = tag.replace("\\(", "(").replace("\\)", ")")
+    if underscores == "spaces" and "_" in tag and len(tag) > _EMOTICON_MAX_LEN:
+        tag = _WHITESPACE.sub(" ", tag.replace("_", " ")).strip()
+    return tag
+
+
+class TagParser:
+    """Parses caption text into tags; remembers every raw piece it has normalised, since a
+    dataset repeats the same few thousand tags across all its captions."""
+
+    def __init__(self, underscores: str = "spaces") -> None:
+        if underscores not in UNDERSCORE_MODES:
+            raise ValueError(f"underscores must be one of {', '.join(UNDERSCORE_MODES)}")
+        self.underscores = underscores
+        self._normalized: dict[str, tuple[str, str]] = {}
+
+    def parse(self, text: str) -> tuple[str, ...]:
+        """Tags of a caption: split on commas, normalised, empty ones and duplicates dropped
+        (the first spelling is kept; duplicates compare case-insensitively)."""
+        out: list[str] = []
+        seen: set[str] = set()
+        cache = self._normalized
+        for piece in _split_top_level(text):
+            hit = cache.get(piece)
+            if hit is None:
+                tag = normalize_tag(piece, self.underscores)
+                hit = (tag, tag.casefold())
+                cache[piece] = hit
+            tag, key = hit
+            if tag and key not in seen:
+                seen.add(key)
+                out.append(tag)
+        return tuple(out)
+
+
+def parse_tags(text: str, underscores: str = "spaces") -> tuple[str, ...]:
+    """Tags of one caption text (see `TagParser.parse`)."""
+    return TagParser(underscores).parse(text)
+
+
+def escape_tag(tag: str) -> str:
+    """Escape parentheses the way A1111 prompts read them literally: `(` → `\\(`."""
+    if ("(" not in tag and ")" not in tag) or _WEIGHTED.match(tag):
+        return tag
+    return tag.replace("(", "\\(").replace(")", "\\)")
+
+
+def format_caption(tags: list[str] | tuple[str, ...], separator: str, escape: bool) -> str:
+    """The caption file's text: one line, tags joined by the separator, ending in LF."""
+    if escape:
+        tags = [escape_tag(t) for t in tags]
+    return separator.join(tags) + "\n"

@@ -1,0 +1,154 @@
+"""Scanning a dataset folder: images, their caption files, and what does not pair up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+# AVIF counts only where this Pillow can open it (checked lazily: importing Pillow costs time).
+OPTIONAL_EXTENSIONS = {".avif": "avif"}
+STATE_DIR = ".lora-curator"
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    """One image and the caption file that pairs with it (which may not exist)."""
+
+    image: str  # relative to the dataset root, '/' separators
+    caption: str  # relative to the dataset root, '/' separators
+    caption_exists: bool
+
+
+@dataclass
+class ScanResult:
+    """What a scan found; `problems` are (relative path, message) pairs for the user."""
+
+    root: Path
+    images: list[ImageEntry] = field(default_factory=list)
+    orphan_captions: list[str] = field(default_factory=list)
+    collisions: dict[str, list[str]] = field(default_factory=dict)  # caption → images
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+class DatasetError(Exception):
+    """The dataset path cannot be used at all (missing, not a folder, unreadable)."""
+
+
+def _pillow_opens(feature: str) -> bool:
+    try:
+        from PIL import features
+
+        return bool(features.check(feature))
+    except Exception:
+        return False
+
+
+def check_root(root: str | os.PathLike[str]) -> Path:
+    """The dataset folder as an absolute, resolved path; a `DatasetError` if unusable."""
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise DatasetError(f"{path}: no such folder; give the folder of your images")
+    if not path.is_dir():
+        raise DatasetError(f"{path}: is a file, not a folder; give the folder of your images")
+    return Path(os.path.realpath(path))
+
+
+def scan_dataset(
+    root: str | os.PathLike[str],
+    caption_extension: str = ".txt",
+    progress: Callable[[int], None] | None = None,
+) -> ScanResult:
+    """Find every image below `root` (recursively, skipping dot-folders) and pair it by stem
+    with its caption file. Never raises for what it finds: loops, unreadable folders, captions
+    without images and stem collisions are reported in the result."""
+    root_path = check_root(root)
+    result = ScanResult(root=root_path)
+    optional: dict[str, bool] = {}
+    # stem key (relative, no extension) → images / caption file names found
+    images_by_stem: dict[str, list[str]] = {}
+    captions: dict[str, str] = {}
+    visited: set[tuple[int, int]] = set()
+    found = 0
+
+    stack: list[tuple[str, str]] = [(str(root_path), "")]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            st = os.stat(folder)
+        except OSError as exc:
+            result.problems.append((rel or ".", f"cannot read folder: {exc.strerror}"))
+            continue
+        ident = (st.st_dev, st.st_ino)
+        if ident in visited:
+            result.problems.append((rel, "symlink loop (or folder linked twice): skipped"))
+            continue
+        visited.add(ident)
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as exc:
+            result.problems.append((rel or ".", f"cannot read folder: {exc.strerror}"))
+            continue
+        for entry in entries:
+            name = entry.name
+            rel_name = f"{rel}/{name}" if rel else name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not name.startswith("."):
+                    stack.append((entry.path, rel_name))
+                continue
+            dot = name.rfind(".")
+            if dot <= 0:
+                continue
+            ext = name[dot:].lower()
+            if ext in IMAGE_EXTENSIONS or (
+                ext in OPTIONAL_EXTENSIONS
+                and optional.setdefault(ext, _pillow_opens(OPTIONAL_EXTENSIONS[ext]))
+            ):
+                try:
+                    if not entry.is_file():
+                        result.problems.append((rel_name, "broken link: skipped"))
+                        continue
+                except OSError:
+                    continue
+                stem = rel_name[: len(rel_name) - len(name) + dot]
+                images_by_stem.setdefault(stem, []).append(rel_name)
+                found += 1
+                if progress is not None and found % 1000 == 0:
+                    progress(found)
+            elif name.endswith(caption_extension):
+                # Trainers pair by the exact extension, so the case must match too.
+                captions[rel_name[: -len(caption_extension)]] = rel_name
+
+    for stem in sorted(images_by_stem):
+        names = sorted(images_by_stem[stem])
+        caption = captions.pop(stem, None)
+        exists = caption is not None
+        if caption is None:
+            caption = stem + caption_extension
+        if len(names) > 1:
+            result.collisions[caption] = names
+            result.problems.append(
+                (
+                    caption,
+                    f"stem collision: {', '.join(names)} share this caption in every trainer; "
+                    "rename all but one",
+                )
+            )
+        for name in names:
+            result.images.append(ImageEntry(name, caption, exists))
+            if not exists:
+                result.problems.append((name, f"no caption file ({caption}): no source tags"))
+    result.images.sort(key=lambda e: e.image)
+    result.orphan_captions = sorted(captions.values())
+    for caption in result.orphan_captions:
+        result.problems.append((caption, "caption without image: ignored"))
+    if progress is not None:
+        progress(found)
+    return result

@@ -1,0 +1,319 @@
+"""Profiles: a strategy saved as TOML (schema 1), and the library of profiles.
+
+Errors are `ProfileError`s whose message names the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from tui.core.captions import UNDERSCORE_MODES
+from tui.core.strategy import (
+    BUCKETS,
+    ORDERS,
+    PATTERNS,
+    UNSORTED_MODES,
+    CaptionFormat,
+    Strategy,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+SCHEMA = 1
+# Thresholds of `lora-curator check` (see tui/core/checks.py), settable under [checks].
+CHECK_DEFAULTS: dict[str, float] = {
+    "inconsistent_trait": 0.80,
+    "constant_context": 0.95,
+    "blur_ratio": 0.45,
+    "lowres_side": 500,
+    "near_duplicate_distance": 4,
+}
+
+
+class ProfileError(Exception):
+    """A profile that cannot be used; the message names the file and the problem."""
+
+
+def _fail(source: str, message: str) -> ProfileError:
+    return ProfileError(f"{source}: {message}")
+
+
+def _expect(source: str, where: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise _fail(source, f"{where} must be {what}, not {type(value).__name__} {value!r}")
+    return value
+
+
+def _choice(source: str, where: str, value: Any, choices: tuple[str, ...]) -> str:
+    _expect(source, where, value, str, "a string")
+    if value not in choices:
+        raise _fail(source, f"{where} = {value!r} is not valid; use one of: {', '.join(choices)}")
+    return value
+
+
+def _string_list(source: str, where: str, value: Any) -> list[str]:
+    _expect(source, where, value, list, "a list of strings")
+    for item in value:
+        _expect(source, where, item, str, "a list of strings")
+    return value
+
+
+def _check_keys(source: str, table: str, data: Mapping[str, Any], allowed: tuple[str, ...]):
+    for key in data:
+        if key not in allowed:
+            where = f"[{table}]" if table else "the top level"
+            raise _fail(
+                source,
+                f"unknown key {key!r} in {where}; valid keys: {', '.join(allowed)}",
+            )
+
+
+_TOP_KEYS = (
+    "schema",
+    "name",
+    "trigger",
+    "pattern",
+    "unsorted",
+    "buckets",
+    "aliases",
+    "caption",
+    "suggest",
+    "checks",
+)
+_CAPTION_KEYS = ("extension", "separator", "underscores", "escape_parentheses", "order")
+
+
+def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str = "") -> Strategy:
+    """Validate a profile's parsed TOML and build its strategy; `source` names it in errors."""
+    _check_keys(source, "", data, _TOP_KEYS)
+    if "schema" not in data:
+        raise _fail(source, f"missing 'schema = {SCHEMA}' at the top")
+    schema = _expect(source, "schema", data["schema"], int, "an integer")
+    if schema > SCHEMA:
+        raise _fail(
+            source,
+            f"schema {schema} is newer than this lora-curator understands ({SCHEMA}); "
+            "upgrade lora-curator",
+        )
+    if schema < 1:
+        raise _fail(source, f"schema {schema} is not valid; use schema = {SCHEMA}")
+    name = _expect(source, "name", data.get("name", default_name), str, "a string")
+    trigger = _expect(source, "trigger", data.get("trigger", ""), str, "a string").strip()
+    pattern = _choice(source, "pattern", data.get("pattern", "keep-all"), PATTERNS)
+    unsorted = _choice(source, "unsorted", data.get("unsorted", "keep"), UNSORTED_MODES)
+
+    buckets_table = _expect(source, "[buckets]", data.get("buckets", {}), dict, "a table")
+    _check_keys(source, "buckets", buckets_table, BUCKETS)
+    buckets: dict[str, str] = {}
+    first_bucket: dict[str, str] = {}
+    for bucket in BUCKETS:
+        for tag in _string_list(source, f"buckets.{bucket}", buckets_table.get(bucket, [])):
+            key = tag.casefold()
+            other = first_bucket.get(key)
+            if other is not None and other != bucket:
+                raise _fail(
+                    source,
+                    f"tag {tag!r} is in two buckets, {other!r} and {bucket!r}; keep it in one",
+                )
+            first_bucket[key] = bucket
+            buckets[tag] = bucket
+
+    aliases_table = _expect(source, "[aliases]", data.get("aliases", {}), dict, "a table")
+    aliases: dict[str, str] = {}
+    for tag, target in aliases_table.items():
+        aliases[tag] = _expect(source, f"aliases.{tag!r}", target, str, "a string")
+
+    caption_table = _expect(source, "[caption]", data.get("caption", {}), dict, "a table")
+    _check_keys(source, "caption", caption_table, _CAPTION_KEYS)
+    default = CaptionFormat()
+    extension = _expect(
+        source,
+        "caption.extension",
+        caption_table.get("extension", default.extension),
+        str,
+        "a string",
+    )
+    if not re.fullmatch(r"\.[A-Za-z0-9_.-]+", extension):
+        raise _fail(source, f"caption.extension = {extension!r} must look like '.txt'")
+    caption = CaptionFormat(
+        extension=extension,
+        separator=_expect(
+            source,
+            "caption.separator",
+            caption_table.get("separator", default.separator),
+            str,
+            "a string",
+        ),
+        underscores=_choice(
+            source,
+            "caption.underscores",
+            caption_table.get("underscores", default.underscores),
+            UNDERSCORE_MODES,
+        ),
+        escape_parentheses=_expect(
+            source,
+            "caption.escape_parentheses",
+            caption_table.get("escape_parentheses", default.escape_parentheses),
+            bool,
+            "true or false",
+        ),
+        order=_choice(source, "caption.order", caption_table.get("order", default.order), ORDERS),
+    )
+    if not caption.separator.strip(" ") or "\n" in caption.separator:
+        raise _fail(
+            source,
+            f"caption.separator = {caption.separator!r} must not be blank or hold a line break",
+        )
+
+    suggest_table = _expect(source, "[suggest]", data.get("suggest", {}), dict, "a table")
+    _check_keys(source, "suggest", suggest_table, BUCKETS)
+    suggest = {
+        bucket: tuple(_string_list(source, f"suggest.{bucket}", globs))
+        for bucket, globs in suggest_table.items()
+    }
+
+    checks_table = _expect(source, "[checks]", data.get("checks", {}), dict, "a table")
+    _check_keys(source, "checks", checks_table, tuple(CHECK_DEFAULTS))
+    checks = {
+        key: float(_expect(source, f"checks.{key}", value, (int, float), "a number"))
+        for key, value in checks_table.items()
+    }
+
+    return Strategy(
+        name=name,
+        trigger=trigger,
+        pattern=pattern,
+        unsorted=unsorted,
+        buckets=buckets,
+        aliases=aliases,
+        caption=caption,
+        suggest=suggest,
+        checks=checks,
+    )
+
+
+def strategy_to_dict(strategy: Strategy) -> dict[str, Any]:
+    """The TOML document of a strategy (every key written, so the file documents itself)."""
+    fmt = strategy.caption
+    data: dict[str, Any] = {
+        "schema": SCHEMA,
+        "name": strategy.name,
+        "trigger": strategy.trigger,
+        "pattern": strategy.pattern,
+        "unsorted": strategy.unsorted,
+        "buckets": {bucket: strategy.tags_in(bucket) for bucket in BUCKETS},
+        "aliases": dict(strategy.aliases),
+        "caption": {
+            "extension": fmt.extension,
+            "separator": fmt.separator,
+            "underscores": fmt.underscores,
+            "escape_parentheses": fmt.escape_parentheses,
+            "order": fmt.order,
+        },
+    }
+    if strategy.suggest:
+        data["suggest"] = {b: list(g) for b, g in strategy.suggest.items()}
+    if strategy.checks:
+        data["checks"] = dict(strategy.checks)
+    return data
+
+
+def parse_profile(text: str, source: str, default_name: str = "") -> Strategy:
+    """Parse a profile's TOML text; `source` (usually the path) names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message already ends in "(at line L, column C)".
+        raise _fail(source, f"TOML syntax error: {exc}") from None
+    return strategy_from_dict(data, source, default_name)
+
+
+def load_profile(path: str | os.PathLike[str]) -> Strategy:
+    """Read a profile TOML file (the name defaults to the file's stem)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise _fail(str(path), "no such profile file") from None
+    except OSError as exc:
+        raise _fail(str(path), f"cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _fail(str(path), "not UTF-8 text; save the profile as UTF-8") from None
+    return parse_profile(text, str(path), default_name=path.stem)
+
+
+def dump_profile(strategy: Strategy) -> str:
+    """The TOML text of a profile."""
+    return tomli_w.dumps(strategy_to_dict(strategy))
+
+
+def save_profile(strategy: Strategy, path: str | os.PathLike[str]) -> None:
+    """Write a profile atomically (temp file, fsync, rename)."""
+    from tui.core.writer import write_file_atomic
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_file_atomic(path, dump_profile(strategy).encode("utf-8"))
+
+
+# ---- the library ---------------------------------------------------------------------------
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
+
+
+def library_dir() -> Path:
+    """`$XDG_CONFIG_HOME/lora-curator/profiles` (default `~/.config/...`)."""
+    return config_dir() / "profiles"
+
+
+def config_dir() -> Path:
+    """`$XDG_CONFIG_HOME/lora-curator` (default `~/.config/lora-curator`)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
+    return Path(base) / "lora-curator"
+
+
+def is_profile_path(ref: str) -> bool:
+    """A `--profile` value is a path when it contains `/` or ends in `.toml`, else a name."""
+    return "/" in ref or os.sep in ref or ref.endswith(".toml")
+
+
+def library_path(name: str) -> Path:
+    """The file of a library profile; names cannot leave the library folder."""
+    if not _NAME.match(name) or ".." in name:
+        raise ProfileError(
+            f"{name!r} is not a valid profile name; use letters, digits, space, '.', '_' or '-'"
+        )
+    return library_dir() / f"{name}.toml"
+
+
+def resolve_profile(ref: str) -> Path:
+    """The file a `--profile` value names: a path, or a name in the library."""
+    if is_profile_path(ref):
+        return Path(ref).expanduser()
+    path = library_path(ref)
+    if not path.exists():
+        raise ProfileError(
+            f"{path}: no profile named {ref!r} in the library; "
+            "see `lora-curator profile list` or create it with `lora-curator profile new`"
+        )
+    return path
+
+
+def list_library() -> list[Path]:
+    """Every profile file in the library, by name."""
+    folder = library_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.toml") if p.is_file())

@@ -1,0 +1,271 @@
+"""The dataset's state: `<dataset>/.lora-curator/state.sqlite3` (SQLite, WAL).
+
+It holds the original bytes of every caption file (snapshotted once, so `restore` is exact),
+what this tool last wrote to each file, the working strategy's base, and the edit log whose
+cursor gives undo/redo and crash safety. Only this module touches the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tui.core.dataset import STATE_DIR
+
+STATE_FILE = "state.sqlite3"
+STATE_SCHEMA = 1
+
+_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    caption TEXT PRIMARY KEY,      -- relative path, '/' separators
+    original BLOB,                 -- exact bytes when first seen; NULL = the file did not exist
+    original_hash BLOB,            -- NULL when absent
+    known_hash BLOB,               -- what should be on disk now (NULL = absent)
+    pending_hash BLOB              -- a write in progress (crash: disk holds known or pending)
+);
+CREATE TABLE IF NOT EXISTS edits (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blobs (seq INTEGER NOT NULL, caption TEXT NOT NULL, data BLOB,
+    PRIMARY KEY (seq, caption));
+"""
+
+
+def content_hash(data: bytes | None) -> bytes | None:
+    """A short digest of a file's bytes (None for an absent file)."""
+    if data is None:
+        return None
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One recorded user action."""
+
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the state knows of one caption file."""
+
+    original_hash: bytes | None
+    known_hash: bytes | None
+    pending_hash: bytes | None
+
+
+class StateError(Exception):
+    """The state database cannot be opened or used; the message says what to do."""
+
+
+def state_path(root: Path) -> Path:
+    return root / STATE_DIR / STATE_FILE
+
+
+class Store:
+    """The SQLite state of one dataset."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, read_only: bool) -> None:
+        self.conn = conn
+        self.path = path
+        self.read_only = read_only
+
+    # ---- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, root: Path, read_only: bool = False) -> Store | None:
+        """Open (creating unless `read_only`) the state of the dataset at `root`.
+
+        Read-only with no state yet returns None: nothing is created.
+        """
+        path = state_path(root)
+        if read_only:
+            if not path.exists():
+                return None
+            try:
+                conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
+                conn.execute("SELECT count(*) FROM meta").fetchone()
+            except sqlite3.Error as exc:
+                raise StateError(f"{path}: cannot read the state ({exc})") from None
+            return cls(conn, path, read_only=True)
+        try:
+            path.parent.mkdir(exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=5)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA_SQL)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(
+                f"{path}: cannot open the state ({exc}); check the folder is writable"
+            ) from None
+        store = cls(conn, path, read_only=False)
+        if store.meta("schema") is None:
+            store.set_meta("schema", str(STATE_SCHEMA))
+            store.set_meta("cursor", "0")
+            store.set_meta("saved", "0")
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # ---- meta ------------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def base_strategy(self) -> dict[str, Any] | None:
+        """The profile the working strategy started from (as a TOML-shaped dict)."""
+        raw = self.meta("base")
+        return None if raw is None else json.loads(raw)
+
+    def set_base_strategy(self, data: dict[str, Any], ref: str) -> None:
+        with self.transaction():
+            self.set_meta("base", json.dumps(data))
+            self.set_meta("profile_ref", ref)
+
+    # ---- caption files ---------------------------------------------------------------------
+
+    def file_records(self) -> dict[str, FileRecord]:
+        rows = self.conn.execute(
+            "SELECT caption, original_hash, known_hash, pending_hash FROM files"
+        )
+        return {r[0]: FileRecord(r[1], r[2], r[3]) for r in rows}
+
+    def originals(self, captions: Iterable[str] | None = None) -> dict[str, bytes | None]:
+        """Original bytes (None = did not exist) of the given caption files (default all)."""
+        if captions is None:
+            rows = self.conn.execute("SELECT caption, original FROM files")
+            return {r[0]: r[1] for r in rows}
+        out: dict[str, bytes | None] = {}
+        for caption in captions:
+            row = self.conn.execute(
+                "SELECT original FROM files WHERE caption = ?", (caption,)
+            ).fetchone()
+            if row is not None:
+                out[caption] = row[0]
+        return out
+
+    def add_originals(self, snapshots: Iterable[tuple[str, bytes | None]]) -> None:
+        """Snapshot caption files seen for the first time (existing records are kept)."""
+        rows = []
+        for caption, data in snapshots:
+            digest = content_hash(data)
+            rows.append((caption, data, digest, digest))
+        if not rows:
+            return
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO files (caption, original, original_hash, known_hash) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+
+    def set_pending(self, pending: Iterable[tuple[str, bytes | None]]) -> None:
+        """Record the hashes about to be written, before any file is touched."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE files SET pending_hash = ? WHERE caption = ?",
+                [(h, c) for c, h in pending],
+            )
+
+    def set_known(self, known: Iterable[tuple[str, bytes | None]]) -> None:
+        """Record what is now on disk; clears the pending write."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE files SET known_hash = ?, pending_hash = NULL WHERE caption = ?",
+                [(h, c) for c, h in known],
+            )
+
+    # ---- the edit log ----------------------------------------------------------------------
+
+    def cursor(self) -> int:
+        return int(self.meta("cursor") or 0)
+
+    def saved_cursor(self) -> int:
+        return int(self.meta("saved") or 0)
+
+    def mark_saved(self) -> None:
+        with self.transaction():
+            self.set_meta("saved", str(self.cursor()))
+
+    def edits(self, upto: int | None = None) -> list[Edit]:
+        """The edits up to `upto` (default: the cursor), oldest first."""
+        limit = self.cursor() if upto is None else upto
+        rows = self.conn.execute(
+            "SELECT seq, kind, payload FROM edits WHERE seq <= ? ORDER BY seq", (limit,)
+        )
+        return [Edit(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def append_edit(
+        self, kind: str, payload: dict[str, Any], blobs: dict[str, bytes | None] | None = None
+    ) -> Edit:
+        """Append an edit after the cursor (dropping any redo history) and commit it."""
+        with self.transaction() as conn:
+            cursor = self.cursor()
+            conn.execute("DELETE FROM edits WHERE seq > ?", (cursor,))
+            conn.execute("DELETE FROM blobs WHERE seq > ?", (cursor,))
+            seq = cursor + 1
+            conn.execute(
+                "INSERT INTO edits (seq, kind, payload, at) VALUES (?, ?, ?, ?)",
+                (seq, kind, json.dumps(payload), time.time()),
+            )
+            for caption, data in (blobs or {}).items():
+                conn.execute(
+                    "INSERT INTO blobs (seq, caption, data) VALUES (?, ?, ?)",
+                    (seq, caption, data),
+                )
+            self.set_meta("cursor", str(seq))
+            if self.saved_cursor() > cursor:
+                # The saved state is no longer reachable by undo/redo.
+                self.set_meta("saved", "-1")
+        return Edit(seq, kind, payload)
+
+    def blob(self, seq: int, caption: str) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT data FROM blobs WHERE seq = ? AND caption = ?", (seq, caption)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def last_seq(self) -> int:
+        row = self.conn.execute("SELECT max(seq) FROM edits").fetchone()
+        return int(row[0] or 0)
+
+    def move_cursor(self, seq: int) -> None:
+        with self.transaction():
+            self.set_meta("cursor", str(seq))
+
+
+def state_exists(root: Path) -> bool:
+    return os.path.exists(state_path(root))

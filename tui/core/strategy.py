@@ -1,0 +1,167 @@
+"""Buckets, patterns and rendering: the strategy that turns source tags into a caption.
+
+`render(source_tags, strategy)` is a pure function; everything else in the engine feeds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+from tui.core.captions import format_caption
+
+BUCKETS = ("trait", "context", "flaw", "drop")
+UNSORTED = "unsorted"
+PATTERNS = ("keep-all", "absorb", "traits-only")
+UNSORTED_MODES = ("keep", "drop")
+ORDERS = ("source", "alphabetical", "frequency")
+
+# Which buckets each pattern removes from the caption (tagging.md, "Patterns").
+REMOVED_BY_PATTERN: dict[str, frozenset[str]] = {
+    "keep-all": frozenset({"drop"}),
+    "absorb": frozenset({"trait", "drop"}),
+    "traits-only": frozenset({"context", "drop"}),
+}
+
+
+@dataclass(frozen=True)
+class CaptionFormat:
+    """How a caption file is named and written."""
+
+    extension: str = ".txt"
+    separator: str = ", "
+    underscores: str = "spaces"
+    escape_parentheses: bool = False
+    order: str = "source"
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A character's strategy: what a profile TOML holds.
+
+    `buckets` maps a tag to its bucket; lookups are case-insensitive (see `bucket_of`).
+    """
+
+    name: str = ""
+    trigger: str = ""
+    pattern: str = "keep-all"
+    unsorted: str = "keep"
+    buckets: Mapping[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    caption: CaptionFormat = field(default_factory=CaptionFormat)
+    suggest: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    checks: Mapping[str, float] = field(default_factory=dict)
+
+    # Case-insensitive lookup tables, derived once per (frozen) strategy.
+    @cached_property
+    def bucket_index(self) -> dict[str, str]:
+        return {t.casefold(): b for t, b in self.buckets.items()}
+
+    @cached_property
+    def alias_index(self) -> dict[str, str]:
+        return {t.casefold(): a for t, a in self.aliases.items()}
+
+    def bucket_of(self, tag: str) -> str:
+        """The bucket of a tag, `unsorted` when it is in none."""
+        return self.bucket_index.get(tag.casefold(), UNSORTED)
+
+    def alias_of(self, tag: str) -> str:
+        """The tag that `tag` is written as (itself when it has no alias)."""
+        return self.alias_index.get(tag.casefold(), tag)
+
+    def with_bucket(self, tag: str, bucket: str) -> Strategy:
+        """A copy with `tag` moved to `bucket` (`unsorted` removes it from every bucket)."""
+        key = tag.casefold()
+        buckets = {t: b for t, b in self.buckets.items() if t.casefold() != key}
+        if bucket != UNSORTED:
+            if bucket not in BUCKETS:
+                raise ValueError(f"unknown bucket {bucket!r}")
+            buckets[tag] = bucket
+        return replace(self, buckets=buckets)
+
+    def tags_in(self, bucket: str) -> list[str]:
+        """Tags of one bucket, in the order they were added."""
+        return [t for t, b in self.buckets.items() if b == bucket]
+
+
+@dataclass(frozen=True)
+class TagFate:
+    """What the strategy does with one source tag."""
+
+    tag: str  # as written (after aliases)
+    bucket: str
+    kept: bool
+
+
+class Renderer:
+    """Renders many images with one strategy; per-tag decisions are computed once.
+
+    `frequency` (tag → number of images) is needed only for `order = "frequency"`.
+    """
+
+    def __init__(self, strategy: Strategy, frequency: Mapping[str, int] | None = None) -> None:
+        self.strategy = strategy
+        self.frequency = frequency or {}
+        self._fates: dict[str, TagFate] = {}
+        self._buckets = strategy.bucket_index
+        self._aliases = strategy.alias_index
+        self._removed = REMOVED_BY_PATTERN[strategy.pattern]
+        self._keep_unsorted = strategy.unsorted == "keep"
+        self._trigger_key = strategy.trigger.casefold()
+
+    def fate(self, tag: str) -> TagFate:
+        """The bucket of a source tag and whether the caption keeps it."""
+        hit = self._fates.get(tag)
+        if hit is None:
+            written = self._aliases.get(tag.casefold(), tag)
+            bucket = self._buckets.get(written.casefold(), UNSORTED)
+            kept = self._keep_unsorted if bucket == UNSORTED else bucket not in self._removed
+            hit = TagFate(written, bucket, kept)
+            self._fates[tag] = hit
+        return hit
+
+    def caption_tags(self, source_tags: Iterable[str]) -> list[str]:
+        """The tags of the caption, trigger first, in the strategy's order."""
+        fates = self._fates
+        seen = {self._trigger_key} if self._trigger_key else set()
+        out: list[str] = []
+        for tag in source_tags:
+            f = fates.get(tag) or self.fate(tag)
+            if not f.kept:
+                continue
+            key = f.tag.casefold()
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(f.tag)
+        order = self.strategy.caption.order
+        if order == "alphabetical":
+            out.sort(key=str.casefold)
+        elif order == "frequency":
+            freq = self.frequency
+            out.sort(key=lambda t: (-freq.get(t, 0), t.casefold()))
+        if self._trigger_key:
+            out.insert(0, self.strategy.trigger)
+        return out
+
+    def render(self, source_tags: Iterable[str]) -> str:
+        """The caption text for these source tags; "" when nothing is left (never written)."""
+        tags = self.caption_tags(source_tags)
+        if not tags:
+            return ""
+        fmt = self.strategy.caption
+        return format_caption(tags, fmt.separator, fmt.escape_parentheses)
+
+
+def render(
+    source_tags: Iterable[str],
+    strategy: Strategy,
+    frequency: Mapping[str, int] | None = None,
+) -> str:
+    """Render one image's caption: the bucket × pattern table of tagging.md, trigger first.
+
+    Returns the file's text (one line ending in LF), or "" when no tag is left: such an image
+    is reported as an "empty caption" and its file is never written.
+    """
+    return Renderer(strategy, frequency).render(source_tags)

@@ -1,0 +1,87 @@
+"""Atomic file writes: the only code in the project that writes a caption file.
+
+A write goes to a temp file in the same folder, is fsynced, gets the old file's mode bits and
+replaces the old file with `os.replace`, so a crash leaves either the old or the new bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+TEMP_PREFIX = ".lora-curator-tmp-"
+
+
+class UnsafePathError(OSError):
+    """A write that would land outside the dataset root (e.g. through a symlink)."""
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Replace `path`'s content with `data` atomically, keeping its mode bits."""
+    folder = path.parent
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = None
+    tmp = folder / f"{TEMP_PREFIX}{path.name}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if mode is not None:
+                os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make renames in `folder` durable (best effort: not every filesystem allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def resolve_inside(root: Path, path: Path) -> Path:
+    """The real path `path` names, refused when it resolves outside `root` (a resolved path).
+
+    A caption symlinked to a file outside the dataset is never written through.
+    """
+    real = Path(os.path.realpath(path))
+    if real != root and root not in real.parents:
+        raise UnsafePathError(f"{path} resolves to {real}, outside the dataset; not written")
+    return real
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove temp files a killed write left behind in `folder`; return what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:
+                pass
+    return removed
