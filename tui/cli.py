@@ -1,0 +1,251 @@
+"""The command line. Headless subcommands call the core only; Textual is imported only when
+the curator app itself is opened (start-up cost matters on every CLI call)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import NoReturn
+
+from tui import __version__
+from tui.core.dataset import DatasetError
+from tui.core.profile import (
+    ProfileError,
+    dump_profile,
+    library_path,
+    list_library,
+    load_profile,
+    resolve_profile,
+    save_profile,
+)
+from tui.core.store import StateError
+from tui.core.strategy import PATTERNS, Strategy
+from tui.core.workspace import Workspace
+
+PROG = "lora-curator"
+SUBCOMMANDS = ("apply", "tags", "restore", "profile")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with what the user typed or the profile they named (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _add_profile_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        metavar="P",
+        help="a profile file (a path with '/' or ending in .toml) or a name in the library",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Curate the tag captions of LoRA datasets.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    p = sub.add_parser("apply", help="render and write every caption")
+    p.add_argument("dataset", metavar="DATASET")
+    _add_profile_option(p)
+    p.add_argument("--pattern", choices=PATTERNS)
+    p.add_argument("--trigger", metavar="W")
+    p.add_argument(
+        "--dry-run", action="store_true", help="write nothing; print each image's caption"
+    )
+
+    p = sub.add_parser("tags", help="every tag with its image count and bucket")
+    p.add_argument("dataset", metavar="DATASET")
+    _add_profile_option(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("restore", help="put every original caption file back")
+    p.add_argument("dataset", metavar="DATASET")
+
+    p = sub.add_parser("profile", help="the profile library")
+    psub = p.add_subparsers(dest="profile_command", parser_class=_Parser, metavar="ACTION")
+    psub.required = True
+    new = psub.add_parser("new", help="create a profile in the library")
+    new.add_argument("name", metavar="NAME")
+    new.add_argument("--trigger", metavar="W", default="")
+    new.add_argument("--pattern", choices=PATTERNS, default="absorb")
+    psub.add_parser("list", help="the profiles in the library")
+    show = psub.add_parser("show", help="print a profile")
+    show.add_argument("name", metavar="NAME")
+    return parser
+
+
+def build_app_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Open the curator on a dataset folder. Headless commands: "
+        + ", ".join(SUBCOMMANDS)
+        + f" (see `{PROG} COMMAND --help`).",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("dataset", metavar="DATASET", nargs="?", default=".")
+    _add_profile_option(parser)
+    parser.add_argument("--no-mouse", action="store_true", help="do not capture the mouse")
+    parser.add_argument(
+        "--color", choices=("auto", "truecolor", "256", "16"), default="auto", help="colours"
+    )
+    parser.add_argument("--theme", metavar="NAME", help="a theme name")
+    return parser
+
+
+def _err(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _load_profile_arg(ref: str | None) -> tuple[Strategy | None, str]:
+    if ref is None:
+        return None, ""
+    path = resolve_profile(ref)
+    return load_profile(path), str(path)
+
+
+def _with_overrides(strategy: Strategy, pattern: str | None, trigger: str | None) -> Strategy:
+    if pattern is not None:
+        strategy = replace(strategy, pattern=pattern)
+    if trigger is not None:
+        strategy = replace(strategy, trigger=trigger.strip())
+    return strategy
+
+
+def _report_problems(ws: Workspace) -> None:
+    for problem in ws.problems:
+        _err(f"{problem.path}: {problem.message}")
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    profile, ref = _load_profile_arg(args.profile)
+    with Workspace.open(args.dataset, strategy=profile, read_only=args.dry_run) as ws:
+        if not ws.has_strategy:
+            raise UsageError(
+                f"{ws.root}: no working strategy yet; give one with --profile "
+                "(a file or a library name), or curate the dataset in the app first"
+            )
+        strategy = _with_overrides(ws.strategy, args.pattern, args.trigger)
+        _report_problems(ws)
+        if args.dry_run:
+            ws.state.strategy = strategy
+            out = sys.stdout
+            for entry, caption in sorted(ws.render_all(), key=lambda ec: ec[0].image):
+                out.write(f"{entry.image}\t{caption.rstrip(chr(10))}\n")
+            return EXIT_OK
+        ws.use_strategy(strategy, ref)
+        report = ws.apply()
+        for path, why in report.skipped + report.failed:
+            _err(f"{path}: {why}")
+        print(report.summary(), file=sys.stderr)
+        if report.failed:
+            return EXIT_FAILURE
+        if ws.store is not None:
+            ws.store.mark_saved()
+        return EXIT_OK
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    profile, _ = _load_profile_arg(args.profile)
+    with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+        counts = ws.tag_counts()
+        total = len(ws.images)
+        rows = [
+            {
+                "tag": tag,
+                "images": n,
+                "percent": round(100.0 * n / total, 1) if total else 0.0,
+                "bucket": ws.strategy.bucket_of(ws.strategy.alias_of(tag)),
+            }
+            for tag, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].casefold()))
+        ]
+        if args.json:
+            json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
+            sys.stdout.write("\n")
+        else:
+            for row in rows:
+                print(f"{row['tag']}\t{row['images']}\t{row['percent']:.1f}%\t{row['bucket']}")
+        return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    with Workspace.open(args.dataset) as ws:
+        report = ws.restore()
+        for path, why in report.failed:
+            _err(f"{path}: {why}")
+        print(
+            f"{len(report.written)} restored, {len(report.unchanged)} unchanged, "
+            f"{len(report.failed)} failed",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE if report.failed else EXIT_OK
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    if args.profile_command == "new":
+        path = library_path(args.name)
+        if path.exists():
+            raise UsageError(f"{path}: a profile named {args.name!r} already exists")
+        save_profile(
+            Strategy(name=args.name, trigger=args.trigger.strip(), pattern=args.pattern), path
+        )
+        print(path)
+        return EXIT_OK
+    if args.profile_command == "list":
+        for path in list_library():
+            try:
+                strategy = load_profile(path)
+                detail = f"trigger={strategy.trigger or '-'}\tpattern={strategy.pattern}"
+            except ProfileError as exc:
+                detail = f"unreadable: {exc}"
+            print(f"{path.stem}\t{detail}\t{path}")
+        return EXIT_OK
+    # show
+    path = resolve_profile(args.name)
+    sys.stdout.write(dump_profile(load_profile(path)))
+    return EXIT_OK
+
+
+def run_app(argv: Sequence[str]) -> int:
+    args = build_app_parser().parse_args(argv)
+    from tui.app.main import run  # Textual is imported only here
+
+    return run(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
+            return run_app(argv)
+        args = build_parser().parse_args(argv)
+        handler = {
+            "apply": cmd_apply,
+            "tags": cmd_tags,
+            "restore": cmd_restore,
+            "profile": cmd_profile,
+        }[args.command]
+        return handler(args)
+    except (ProfileError, UsageError, DatasetError) as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
+    except StateError as exc:
+        _err(f"error: {exc}")
+        return EXIT_FAILURE
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
