@@ -97,14 +97,21 @@ class Store:
             if not path.exists():
                 return None
             try:
-                conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
+                conn = sqlite3.connect(
+                    f"{path.as_uri()}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
                 conn.execute("SELECT count(*) FROM meta").fetchone()
             except sqlite3.Error as exc:
                 raise StateError(f"{path}: cannot read the state ({exc})") from None
             return cls(conn, path, read_only=True)
         try:
             path.parent.mkdir(exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None, timeout=5)
+            # The app opens the dataset in a worker thread and edits from the UI thread; every
+            # use is sequential, so sharing the connection across threads is safe.
+            conn = sqlite3.connect(path, isolation_level=None, timeout=5, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA_SQL)

@@ -45,6 +45,7 @@ class WorkingState:
     strategy: Strategy
     image_edits: dict[str, ImageEdits] = field(default_factory=dict)
     adopted: dict[str, int] = field(default_factory=dict)  # caption → seq of the adoption
+    profile_ref: str = ""  # the profile file the strategy came from ("" = none yet)
 
 
 def apply_edit(state: WorkingState, edit: Edit) -> None:
@@ -72,6 +73,7 @@ def apply_edit(state: WorkingState, edit: Edit) -> None:
         state.strategy = replace(state.strategy, aliases=aliases)
     elif kind == "strategy":
         state.strategy = strategy_from_dict(p["profile"], p.get("ref") or "working strategy")
+        state.profile_ref = p.get("ref", "")
     elif kind == "image_tags":
         edits = state.image_edits.setdefault(p["image"], ImageEdits())
         for tag in p.get("remove", []):
@@ -90,9 +92,9 @@ def apply_edit(state: WorkingState, edit: Edit) -> None:
     # Unknown kinds (from a newer version) are ignored rather than lost.
 
 
-def replay(base: Strategy, edits: Iterable[Edit]) -> WorkingState:
+def replay(base: Strategy, edits: Iterable[Edit], base_ref: str = "") -> WorkingState:
     """The working state after `edits`, starting from `base`."""
-    state = WorkingState(strategy=base)
+    state = WorkingState(strategy=base, profile_ref=base_ref)
     for edit in edits:
         apply_edit(state, edit)
     return state
@@ -177,7 +179,9 @@ class Workspace:
             base = strategy_from_dict(base_dict, "working strategy")
         else:
             base = Strategy(name=root_path.name)
-        state = replay(base, store.edits() if store is not None else [])
+        base_ref = (store.meta("profile_ref") or "") if store is not None else ""
+        state = replay(base, store.edits() if store is not None else [], base_ref)
+        has_strategy = has_strategy or bool(store is not None and store.cursor())
         if strategy is not None:
             state.strategy = strategy
             has_strategy = True
@@ -294,13 +298,19 @@ class Workspace:
         """The image's tags from its caption file, before per-image edits."""
         return self.sources.get(self.by_image[image].caption, ())
 
-    def image_tags(self, image: str) -> tuple[str, ...]:
-        """The image's tags with its per-image edits applied (what is rendered)."""
+    def image_tags(self, image: str, include_removed: bool = False) -> tuple[str, ...]:
+        """The image's tags with its per-image edits applied (what is rendered).
+
+        `include_removed` keeps the tags removed from this image (the checklist shows them
+        struck through, so they can be restored)."""
         tags = self.source_tags(image)
         edits = self.state.image_edits.get(image)
         if edits is None:
             return tags
-        kept = [t for t in tags if t.casefold() not in edits.removed]
+        if include_removed:
+            kept = list(tags)
+        else:
+            kept = [t for t in tags if t.casefold() not in edits.removed]
         present = {t.casefold() for t in kept}
         kept.extend(t for t in edits.added if t.casefold() not in present)
         return tuple(kept)
@@ -330,6 +340,15 @@ class Workspace:
         """Every image with its rendered caption, in image order."""
         renderer = self.renderer()
         return [(e, renderer.render(self.image_tags(e.image))) for e in self.images]
+
+    def unsorted_tags(self) -> list[str]:
+        """Tags of the dataset in no bucket (after aliases), most frequent first."""
+        strategy = self.strategy
+        counts = self.tag_counts()
+        return sorted(
+            (t for t in counts if strategy.bucket_of(strategy.alias_of(t)) == UNSORTED),
+            key=lambda t: (-counts[t], t.casefold()),
+        )
 
     def will_change(self, image: str) -> bool:
         """Whether saving would change this image's caption file."""
@@ -378,6 +397,7 @@ class Workspace:
             self.store.set_base_strategy(strategy_to_dict(strategy), ref)
             self.base = strategy
             self.state.strategy = strategy
+            self.state.profile_ref = ref
             self.has_strategy = True
             return
         if strategy_to_dict(strategy) == strategy_to_dict(self.strategy) and self.has_strategy:
@@ -415,7 +435,7 @@ class Workspace:
         if target < 0 or target > store.last_seq():
             return False
         store.move_cursor(target)
-        self.state = replay(self.base, store.edits(target))
+        self.state = replay(self.base, store.edits(target), store.meta("profile_ref") or "")
         self._counts = None
         return True
 

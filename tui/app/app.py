@@ -1,0 +1,519 @@
+"""The curator: a keyboard-only Textual app over one dataset.
+
+It calls the core for everything (tui.core.workspace.Workspace); it never reads or writes a
+caption file itself.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from tui.app.bindings import APP_BINDINGS, BUCKET_KEYS
+from tui.app.screens.dialogs import ConfirmScreen, ProfilePicker, PromptScreen
+from tui.app.screens.help import HelpScreen
+from tui.app.themes import DEFAULT_THEME, load_themes, stylesheet
+from tui.app.widgets.caption_view import CaptionView
+from tui.app.widgets.file_list import FileList
+from tui.app.widgets.preview import PreviewPane
+from tui.app.widgets.tag_list import TagList
+from tui.app.widgets.virtual_list import VirtualList
+from tui.core.captions import parse_tags
+from tui.core.profile import (
+    ProfileError,
+    library_path,
+    list_library,
+    load_profile,
+    save_profile,
+)
+from tui.core.strategy import PATTERNS, UNSORTED, Strategy
+from tui.core.workspace import Workspace
+
+# Actions that change the working state: disabled while the dataset loads or saves.
+EDIT_ACTIONS = {
+    "bucket",
+    "toggle_image_tag",
+    "add_tag",
+    "cycle_pattern",
+    "edit_trigger",
+    "save",
+    "undo",
+    "redo",
+    "open_profile",
+}
+
+
+class CuratorApp(App[int]):
+    """Open with a dataset folder and, optionally, a profile (a strategy to start from)."""
+
+    TITLE = "lora-curator"
+    CSS = stylesheet()
+    BINDINGS = APP_BINDINGS
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(
+        self,
+        dataset: str | Path,
+        profile: Strategy | None = None,
+        profile_ref: str = "",
+        theme: str | None = None,
+        keymap: dict[str, str] | None = None,
+        warnings: Iterable[str] = (),
+    ) -> None:
+        super().__init__()
+        self.dataset = Path(dataset)
+        self.start_profile = profile
+        self.start_profile_ref = profile_ref
+        self.requested_theme = theme
+        self.keymap = dict(keymap or {})
+        self.start_warnings = list(warnings)
+        self.ws: Workspace | None = None
+        self.image: str | None = None
+        self.busy = "loading"  # "" when edits are allowed
+        self.filter_target: VirtualList | None = None
+
+    # ---- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="status")
+        with Horizontal(id="main"):
+            yield FileList(id="files")
+            yield PreviewPane(id="preview")
+            yield TagList(id="tags")
+        yield Input(placeholder="filter (enter keeps it, escape clears)", id="filter")
+        yield CaptionView("", id="caption")
+        yield Footer()
+
+    @property
+    def files(self) -> FileList:
+        return self.query_one("#files", FileList)
+
+    @property
+    def tags(self) -> TagList:
+        return self.query_one("#tags", TagList)
+
+    @property
+    def preview(self) -> PreviewPane:
+        return self.query_one("#preview", PreviewPane)
+
+    @property
+    def caption(self) -> CaptionView:
+        return self.query_one("#caption", CaptionView)
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        # Bucket colours for any theme that does not define them (Textual's built-ins).
+        return {
+            "bucket-trait": "#ff8700",
+            "bucket-context": "#5fafff",
+            "bucket-flaw": "#d75fd7",
+            "bucket-drop": "#808080",
+            "bucket-unsorted": "#ffd75f",
+        }
+
+    def on_mount(self) -> None:
+        for theme in load_themes():
+            self.register_theme(theme)
+        wanted = self.requested_theme or DEFAULT_THEME
+        if self.get_theme(wanted) is None:
+            self.notify(f"no theme named {wanted!r}; using {DEFAULT_THEME}", severity="warning")
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        for warning in self.start_warnings:
+            self.notify(warning, severity="warning", timeout=8)
+        self.files.border_title = "Files"
+        self.tags.border_title = "Tags · image"
+        self.preview.border_title = "Preview"
+        self.caption.border_title = "Caption"
+        self.files.focus()
+        self._update_layout()
+        self._set_status(Text(f"opening {self.dataset} …"))
+        self._open_dataset()
+
+    def on_resize(self) -> None:
+        self._update_layout()
+
+    def _update_layout(self) -> None:
+        # At 80 columns the preview gives its room to the list, tags and caption.
+        self.screen.set_class(self.size.width < 100, "compact")
+
+    # ---- loading ----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="open")
+    def _open_dataset(self, strategy: Strategy | None = None, ref: str = "") -> None:
+        start = strategy or self.start_profile
+        start_ref = ref or self.start_profile_ref
+
+        def progress(phase: str, done: int, total: int) -> None:
+            label = "files found" if phase == "scan" else "captions read"
+            shown = f"{done:,}/{total:,}" if total else f"{done:,}"
+            self.call_from_thread(self._set_status, Text(f"opening … {shown} {label}"))
+
+        try:
+            ws = Workspace.open(self.dataset, strategy=start, progress=progress)
+            if start is not None:
+                ws.use_strategy(start, start_ref)
+        except Exception as exc:  # shown to the user, the app stays up
+            self.call_from_thread(self._open_failed, str(exc))
+            return
+        self.call_from_thread(self._loaded, ws)
+
+    def _open_failed(self, message: str) -> None:
+        self._set_status(Text(f"cannot open: {message}", style="bold"))
+        self.notify(message, severity="error", timeout=30)
+
+    def _loaded(self, ws: Workspace) -> None:
+        if self.ws is not None and self.ws is not ws:
+            self.ws.close()
+        self.ws = ws
+        self.busy = ""
+        warnings: dict[str, list[str]] = {}
+        by_caption: dict[str, list[str]] = {}
+        for entry in ws.images:
+            by_caption.setdefault(entry.caption, []).append(entry.image)
+        for problem in ws.problems:
+            for image in by_caption.get(problem.path, [problem.path]):
+                if image in ws.by_image:
+                    warnings.setdefault(image, []).append(problem.message)
+        self.files.workspace = ws
+        self.files.warnings = warnings
+        self.tags.workspace = ws
+        self.preview.root = ws.root
+        self.files.set_rows([e.image for e in ws.images])
+        if ws.problems:
+            self.notify(
+                f"{len(ws.problems)} file(s) need a look; marked ! in the file list",
+                severity="warning",
+            )
+        self._show_image(self.files.current)
+        # Long-lived data from here on: keep the collector from rescanning it on keypresses.
+        gc.collect()
+        gc.freeze()
+        self.refresh_bindings()
+
+    # ---- showing ----------------------------------------------------------------------------
+
+    def _set_status(self, text: Text) -> None:
+        self.query_one("#status", Static).update(text)
+
+    def _update_status(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        s = ws.strategy
+        text = Text()
+        text.append(f" {s.name or ws.root.name} ", style="bold reverse")
+        text.append("  trigger ")
+        text.append(s.trigger or "(none)", style="bold")
+        text.append("  pattern ")
+        text.append(s.pattern, style="bold")
+        text.append("  unsorted ")
+        text.append(str(len(ws.unsorted_tags())), style="bold")
+        text.append(f"  {len(ws.images):,} images")
+        if ws.unsaved:
+            text.append("  ● unsaved", style="bold")
+        if self.busy and self.busy != "loading":
+            text.append(f"  {self.busy}…", style="italic")
+        self._set_status(text)
+
+    def _image_rows(self, image: str) -> list[str]:
+        ws = self.ws
+        assert ws is not None
+        return list(ws.image_tags(image, include_removed=True))
+
+    def _dataset_rows(self) -> list[str]:
+        ws = self.ws
+        assert ws is not None
+        counts = ws.tag_counts()
+        return sorted(counts, key=lambda t: (-counts[t], t.casefold()))
+
+    def _show_image(self, image: str | None) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        self.image = image
+        self.tags.image = image
+        if not self.tags.dataset_view:
+            self.tags.set_rows(self._image_rows(image) if image else [])
+        else:
+            self.tags.refresh_rows()
+        rows = self.files.rows
+        i = self.files.cursor
+        neighbours = [rows[j] for j in (i + 1, i - 1, i + 2) if 0 <= j < len(rows)]
+        self.preview.show(image, neighbours)
+        self.caption.show(ws, image)
+        self._update_status()
+
+    def _refresh_all(self) -> None:
+        """After a change of the working state: every pane shows it in this frame."""
+        ws = self.ws
+        if ws is None:
+            return
+        if self.tags.dataset_view:
+            self.tags.refresh_rows()
+        elif self.image is not None:
+            self.tags.set_rows(self._image_rows(self.image))
+        self.files.refresh_rows()
+        self.caption.show(ws, self.image)
+        self._update_status()
+
+    def on_virtual_list_highlighted(self, event: VirtualList.Highlighted) -> None:
+        if event.list is self.files and event.row != self.image:
+            self._show_image(event.row)  # type: ignore[arg-type]
+
+    # ---- actions ----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in EDIT_ACTIONS and (self.ws is None or self.busy))
+
+    def action_bucket(self, bucket: str) -> None:
+        ws = self.ws
+        tag = self.tags.current
+        if ws is None or tag is None:
+            return
+        ws.set_buckets([(tag, bucket)])
+        self._refresh_all()
+        self._move_to_next_unsorted()
+
+    def _move_to_next_unsorted(self) -> None:
+        ws = self.ws
+        assert ws is not None
+        rows = self.tags.rows
+        start = self.tags.cursor
+        s = ws.strategy
+        for offset in range(1, len(rows) + 1):
+            i = (start + offset) % len(rows)
+            if s.bucket_of(s.alias_of(rows[i])) == UNSORTED:
+                self.tags.cursor = i
+                return
+
+    def action_toggle_image_tag(self) -> None:
+        ws = self.ws
+        tag = self.tags.current
+        if ws is None or tag is None or self.image is None:
+            return
+        if self.tags.dataset_view:
+            self.notify("space edits one image: switch to the image view with v first")
+            return
+        edits = ws.state.image_edits.get(self.image)
+        if edits is not None and tag.casefold() in edits.removed:
+            ws.edit_image_tags(self.image, restore=[tag])
+        else:
+            ws.edit_image_tags(self.image, remove=[tag])
+        self._refresh_all()
+
+    def action_add_tag(self) -> None:
+        ws = self.ws
+        if ws is None or self.image is None:
+            return
+        image = self.image
+
+        def done(value: str | None) -> None:
+            if not value or self.ws is None:
+                return
+            new = parse_tags(value, self.ws.strategy.caption.underscores)
+            if new:
+                self.ws.edit_image_tags(image, add=list(new))
+                self._refresh_all()
+                self.tags.move_to(new[0])
+
+        suggestions = sorted(ws.tag_counts(), key=str.casefold)
+        self.push_screen(PromptScreen(f"Add a tag to {image}", suggestions=suggestions), done)
+
+    def action_next_image(self) -> None:
+        self.files.cursor += 1
+
+    def action_previous_image(self) -> None:
+        self.files.cursor -= 1
+
+    def action_toggle_view(self) -> None:
+        if self.ws is None:
+            return
+        tags = self.tags
+        tags.dataset_view = not tags.dataset_view
+        tags.border_title = "Tags · dataset" if tags.dataset_view else "Tags · image"
+        current = tags.current
+        tags.set_filter("") if tags.filter_text else None
+        tags.set_rows(
+            self._dataset_rows() if tags.dataset_view else self._image_rows(self.image or ""),
+            keep=current,
+        )
+
+    def action_cycle_pattern(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        i = PATTERNS.index(ws.strategy.pattern)
+        ws.set_pattern(PATTERNS[(i + 1) % len(PATTERNS)])
+        self._refresh_all()
+
+    def action_edit_trigger(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+
+        def done(value: str | None) -> None:
+            if value is not None and self.ws is not None:
+                self.ws.set_trigger(value)
+                self._refresh_all()
+
+        self.push_screen(
+            PromptScreen("Trigger word (empty: none)", value=ws.strategy.trigger), done
+        )
+
+    def action_filter(self) -> None:
+        focused = self.focused
+        target = focused if isinstance(focused, VirtualList) else self.files
+        self.filter_target = target
+        box = self.query_one("#filter", Input)
+        box.value = target.filter_text
+        box.add_class("visible")
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter" and self.filter_target is not None:
+            self.filter_target.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self._close_filter(keep=True)
+
+    def _close_filter(self, keep: bool) -> None:
+        box = self.query_one("#filter", Input)
+        target = self.filter_target or self.files
+        if not keep:
+            target.set_filter("")
+        box.remove_class("visible")
+        target.focus()
+
+    def on_key(self, event) -> None:
+        if event.key != "escape":
+            return
+        if self.focused is not None and self.focused.id == "filter":
+            self._close_filter(keep=False)
+            event.stop()
+        elif isinstance(self.focused, VirtualList) and self.focused.filter_text:
+            self.focused.set_filter("")
+            event.stop()
+
+    def action_undo(self) -> None:
+        if self.ws is not None and not self.ws.undo():
+            self.notify("nothing to undo")
+        self._refresh_all()
+
+    def action_redo(self) -> None:
+        if self.ws is not None and not self.ws.redo():
+            self.notify("nothing to redo")
+        self._refresh_all()
+
+    def action_save(self) -> None:
+        if self.ws is None:
+            return
+        self.busy = "saving"
+        self._update_status()
+        self._save()
+
+    @work(thread=True, exclusive=True, group="save")
+    def _save(self) -> None:
+        ws = self.ws
+        assert ws is not None
+        report = ws.apply()
+        profile_path = Path(ws.state.profile_ref) if ws.state.profile_ref else None
+        message = report.summary()
+        try:
+            if profile_path is None:
+                profile_path = library_path(ws.strategy.name or ws.root.name)
+            save_profile(ws.strategy, profile_path)
+            if not ws.state.profile_ref:
+                ws.use_strategy(ws.strategy, str(profile_path))
+            message += f"; profile saved to {profile_path}"
+        except (OSError, ProfileError) as exc:
+            report.failed.append((str(profile_path), f"profile not saved: {exc}"))
+        if not report.failed and ws.store is not None:
+            ws.store.mark_saved()
+        self.call_from_thread(self._saved, message, report.failed)
+
+    def _saved(self, message: str, failed: list[tuple[str, str]]) -> None:
+        self.busy = ""
+        if failed:
+            details = "\n".join(f"{path}: {why}" for path, why in failed[:5])
+            more = f"\n… and {len(failed) - 5} more" if len(failed) > 5 else ""
+            self.notify(f"{message}\n{details}{more}", severity="error", timeout=20)
+        else:
+            self.notify(message)
+        self._refresh_all()
+
+    def action_open_profile(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        local = (
+            sorted((ws.root / "profiles").glob("*.toml")) if (ws.root / "profiles").is_dir() else []
+        )
+        choices = list_library() + local
+
+        def done(path: Path | None) -> None:
+            if path is None or self.ws is None:
+                return
+            try:
+                strategy = load_profile(path)
+            except ProfileError as exc:
+                self.notify(str(exc), severity="error", timeout=15)
+                return
+            old = self.ws.strategy.caption
+            new = strategy.caption
+            if (old.extension, old.underscores) != (new.extension, new.underscores):
+                # Captions pair or parse differently: open the dataset again with it.
+                self.busy = "loading"
+                self._open_dataset(strategy, str(path))
+                return
+            self.ws.use_strategy(strategy, str(path))
+            self._refresh_all()
+            self.notify(f"profile {strategy.name} opened")
+
+        self.push_screen(ProfilePicker(choices), done)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.keymap))
+
+    def action_quit_app(self) -> None:
+        ws = self.ws
+        if ws is None or not ws.unsaved:
+            self.exit(0)
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.exit(0)
+
+        self.push_screen(
+            ConfirmScreen(
+                "Captions are not saved (your edits are kept for next time). Quit anyway?"
+            ),
+            done,
+        )
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in APP_BINDINGS:
+            if binding.id in BUCKET_KEYS:
+                title = f"Put tag in {binding.description}"
+            else:
+                title = binding.description.capitalize()
+            yield SystemCommand(
+                title, f"key: {binding.key}", partial(self.run_action, binding.action)
+            )
+
+    def on_unmount(self) -> None:
+        if self.ws is not None:
+            self.ws.close()

@@ -1,0 +1,58 @@
+"""Every key of the curator in one table: the Footer, the help screen, the command palette
+and the user's keymap (`[keymap]` in config.toml, id = "keys") all read it."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+# Bucket keys: id → (key, bucket). The cursor then moves to the next unsorted tag.
+BUCKET_KEYS = {
+    "bucket-trait": ("1", "trait"),
+    "bucket-context": ("2", "context"),
+    "bucket-flaw": ("3", "flaw"),
+    "bucket-drop": ("4", "drop"),
+    "bucket-unsorted": ("0", "unsorted"),
+}
+
+APP_BINDINGS: list[Binding] = [
+    *(
+        Binding(key, f"bucket('{bucket}')", f"{bucket}", id=binding_id, show=key in "12")
+        for binding_id, (key, bucket) in BUCKET_KEYS.items()
+    ),
+    Binding("space", "toggle_image_tag", "remove/restore on image", id="toggle-tag"),
+    Binding("a", "add_tag", "add tag", id="add-tag"),
+    Binding("right_square_bracket", "next_image", "next image", id="next-image", priority=True),
+    Binding(
+        "left_square_bracket",
+        "previous_image",
+        "previous image",
+        id="previous-image",
+        priority=True,
+    ),
+    Binding("v", "toggle_view", "image/dataset tags", id="toggle-view"),
+    Binding("P", "cycle_pattern", "pattern", id="cycle-pattern"),
+    Binding("t", "edit_trigger", "trigger", id="edit-trigger"),
+    Binding("slash", "filter", "filter", id="filter"),
+    Binding("ctrl+s", "save", "save", id="save", priority=True),
+    Binding("ctrl+z", "undo", "undo", id="undo", priority=True),
+    Binding("ctrl+y", "redo", "redo", id="redo", priority=True),
+    Binding("o", "open_profile", "open profile", id="open-profile"),
+    Binding("question_mark,f1", "help", "help", id="help"),
+    Binding("q", "quit_app", "quit", id="quit"),
+]
+
+LIST_BINDINGS: list[Binding] = [
+    Binding("j,down", "cursor_down", "down", id="cursor-down", show=False),
+    Binding("k,up", "cursor_up", "up", id="cursor-up", show=False),
+    Binding("g,home", "cursor_first", "first", id="cursor-first", show=False),
+    Binding("G,end", "cursor_last", "last", id="cursor-last", show=False),
+    Binding("pagedown", "page_down", "page down", show=False),
+    Binding("pageup", "page_up", "page up", show=False),
+]
+
+# What the help screen says of keys that Textual itself provides.
+BUILTIN_KEYS = [
+    ("tab / shift+tab", "next / previous pane"),
+    ("escape", "clear the filter, close a dialog"),
+    ("ctrl+p", "command palette: every action by name"),
+]

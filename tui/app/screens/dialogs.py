@@ -1,0 +1,103 @@
+"""Small modal dialogs: a text prompt (trigger, add tag), a yes/no question, a picker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """Ask for one line of text; dismisses with the text, or None on escape."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel", show=False)]
+
+    def __init__(
+        self,
+        title: str,
+        value: str = "",
+        suggestions: list[str] | None = None,
+        placeholder: str = "",
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.value = value
+        self.suggestions = suggestions
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            suggester = (
+                SuggestFromList(self.suggestions, case_sensitive=False)
+                if self.suggestions
+                else None
+            )
+            yield Input(value=self.value, suggester=suggester, id="prompt-input")
+            yield Label("enter: ok · escape: cancel · → accepts a completion", classes="dim")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question answered with `y` or `n` (escape = no)."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "yes"),
+        Binding("n,escape", "answer(False)", "no"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-title")
+            yield Label("y: yes · n: no", classes="dim")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class ProfilePicker(ModalScreen[Path | None]):
+    """Pick a profile file: the library's, then the dataset's own `profiles/` folder."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel", show=False)]
+
+    def __init__(self, profiles: list[Path]) -> None:
+        super().__init__()
+        self.profiles = profiles
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Open a profile", classes="dialog-title")
+            if self.profiles:
+                yield OptionList(
+                    *(
+                        Option(f"{p.stem}  [dim]{p}[/dim]", id=str(i))
+                        for i, p in enumerate(self.profiles)
+                    ),
+                    id="profile-options",
+                )
+            else:
+                yield Label(
+                    "No profiles yet: save one with ctrl+s, "
+                    "or create one with `lora-curator profile new NAME`."
+                )
+            yield Label("enter: open · escape: cancel", classes="dim")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.profiles[int(event.option.id or 0)])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,36 @@
+"""The caption that will be written for the current image, and what the pattern removes."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tui.core.workspace import Workspace
+
+
+class CaptionView(Static):
+    """Updated in the same frame as the key that changed it."""
+
+    BORDER_TITLE = "Caption"
+
+    def show(self, ws: Workspace, image: str | None) -> None:
+        if image is None:
+            self.update(Text("no image", style="dim"))
+            return
+        renderer = ws.renderer()
+        tags = ws.image_tags(image)
+        caption = renderer.caption_tags(tags)
+        text = Text()
+        if not caption:
+            text.append("empty caption: this file will not be written", style="italic")
+        trigger = ws.strategy.trigger
+        for i, tag in enumerate(caption):
+            if i:
+                text.append(ws.strategy.caption.separator)
+            text.append(tag, style="bold" if trigger and i == 0 else "")
+        removed = [renderer.fate(t).tag for t in tags if not renderer.fate(t).kept]
+        if removed:
+            text.append("   ")
+            text.append("removed: ", style="dim italic")
+            text.append(", ".join(removed), style="dim strike")
+        self.update(text)

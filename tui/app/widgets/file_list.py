@@ -1,0 +1,44 @@
+"""The file list: every image, with what will change on save, warnings and unsorted tags."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from tui.app.widgets.virtual_list import VirtualList
+from tui.core.strategy import UNSORTED
+from tui.core.workspace import Workspace
+
+
+class FileList(VirtualList[str]):
+    """Rows are image paths relative to the dataset."""
+
+    BORDER_TITLE = "Files"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.workspace: Workspace | None = None
+        self.warnings: dict[str, list[str]] = {}
+
+    def unsorted_count(self, image: str) -> int:
+        ws = self.workspace
+        assert ws is not None
+        strategy = ws.strategy
+        return sum(
+            1 for t in ws.image_tags(image) if strategy.bucket_of(strategy.alias_of(t)) == UNSORTED
+        )
+
+    def row_text(self, row: str, width: int) -> Text:
+        ws = self.workspace
+        if ws is None:
+            return Text(row)
+        text = Text()
+        text.append("●" if ws.will_change(row) else " ", style=self.theme_style("accent", "bold"))
+        text.append("!" if row in self.warnings else " ", style=self.theme_style("error", "bold"))
+        unsorted = self.unsorted_count(row)
+        count = f"{unsorted:>3}" if unsorted else "   "
+        name_width = max(1, width - 2 - len(count) - 1)
+        name = row if len(row) <= name_width else "…" + row[-(name_width - 1) :]
+        text.append(name.ljust(name_width))
+        text.append(" ")
+        text.append(count, style=self.theme_style("bucket-unsorted", "bold"))
+        return text

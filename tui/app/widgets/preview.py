@@ -1,0 +1,135 @@
+"""The image preview: half-blocks (rich-pixels), decoded and built off the UI thread, cached,
+neighbours prefetched, a placeholder while loading, a message (never a crash) for a bad file."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+from rich.align import Align
+from rich.console import Group, RenderableType
+from rich.text import Text
+from rich_pixels import Pixels
+from textual import work
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Static
+from textual.worker import get_current_worker
+
+from tui.core.preview import PreviewError, fit_size, load_preview
+
+CacheKey = tuple[str, int, int]
+# Wait this long after the last image switch before decoding (a held `]` decodes nothing).
+DEBOUNCE_SECONDS = 0.06
+CACHE_SIZE = 96
+
+
+class PreviewPane(Static):
+    """Shows one image; `show(path)` is cheap and never blocks."""
+
+    BORDER_TITLE = "Preview"
+
+    class Ready(Message):
+        """A preview was built (for tests and benchmarks: the pane is settled)."""
+
+        def __init__(self, image: str) -> None:
+            super().__init__()
+            self.image = image
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.root: Path | None = None
+        self.image: str | None = None
+        self.neighbours: list[str] = []
+        self.pending = False
+        self._cache: OrderedDict[CacheKey, RenderableType] = OrderedDict()
+        self._timer: Timer | None = None
+
+    def _box(self) -> tuple[int, int]:
+        """Pixels available: width × (2 × rows), one row kept for the file name."""
+        w, h = self.content_size
+        return max(1, w), max(2, (h - 1) * 2)
+
+    def _key(self, image: str) -> CacheKey:
+        w, h = self._box()
+        return (image, w, h)
+
+    def show(self, image: str | None, neighbours: list[str] | None = None) -> None:
+        self.image = image
+        self.neighbours = neighbours or []
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if image is None:
+            self.pending = False
+            self.update(Align.center(Text("no image", style="dim"), vertical="middle"))
+            return
+        cached = self._cache.get(self._key(image))
+        if cached is not None:
+            self._cache.move_to_end(self._key(image))
+            self.pending = False
+            self.update(cached)
+            self._timer = self.set_timer(DEBOUNCE_SECONDS, self._prefetch)
+            return
+        self.pending = True
+        self.update(
+            Align.center(Text(f"{Path(image).name}\nloading…", style="dim"), vertical="middle")
+        )
+        self._timer = self.set_timer(DEBOUNCE_SECONDS, self._start)
+
+    def on_resize(self) -> None:
+        if self.image is not None:
+            self.show(self.image, self.neighbours)
+
+    def _start(self) -> None:
+        self._timer = None
+        if self.root is not None and self.image is not None:
+            self._build([self.image, *self.neighbours], self._box())
+
+    def _prefetch(self) -> None:
+        self._timer = None
+        todo = [n for n in self.neighbours if self._key(n) not in self._cache]
+        if todo and self.root is not None:
+            self._build(todo, self._box())
+
+    @work(thread=True, exclusive=True, group="preview")
+    def _build(self, images: list[str], box: tuple[int, int]) -> None:
+        worker = get_current_worker()
+        assert self.root is not None
+        for image in images:
+            if worker.is_cancelled:
+                return
+            key = (image, box[0], box[1])
+            if key in self._cache:
+                continue
+            renderable = build_preview(self.root / image, image, box)
+            self.app.call_from_thread(self._store, key, renderable)
+
+    def _store(self, key: CacheKey, renderable: RenderableType) -> None:
+        self._cache[key] = renderable
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        if self.image is not None and key == self._key(self.image):
+            self.pending = False
+            self.update(renderable)
+            self.post_message(self.Ready(self.image))
+
+
+def build_preview(path: Path, label: str, box: tuple[int, int]) -> RenderableType:
+    """The renderable for one image: pixels and a line with its name and size."""
+    name = Path(label).name
+    try:
+        preview = load_preview(path, box[0], box[1])
+    except PreviewError as exc:
+        return Align.center(
+            Text.assemble((name, "bold"), "\n", (str(exc), "italic")), vertical="middle"
+        )
+    w, h = fit_size(preview.width, preview.height, box[0], box[1])
+    pixels = Pixels.from_image(
+        preview.image if preview.image.size == (w, h) else preview.image.resize((w, h))
+    )
+    frames = f" · {preview.frames} frames" if preview.frames > 1 else ""
+    caption = Text(
+        f"{name} · {preview.width}×{preview.height}{frames}", style="dim", justify="center"
+    )
+    return Align.center(Group(Align.center(pixels), caption), vertical="middle")

@@ -1,0 +1,56 @@
+"""The tag checklist: the current image's tags, or every tag of the dataset (`v`)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from tui.app.widgets.virtual_list import VirtualList
+from tui.core.strategy import UNSORTED
+from tui.core.workspace import Workspace
+
+BUCKET_LETTERS = {"trait": "T", "context": "C", "flaw": "F", "drop": "D", UNSORTED: "·"}
+
+
+class TagList(VirtualList[str]):
+    """Rows are tags. In the image view a tag removed from this image is struck through."""
+
+    BORDER_TITLE = "Tags"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.workspace: Workspace | None = None
+        self.dataset_view = False
+        self.image: str | None = None
+
+    def bucket_style(self, bucket: str, extra: str = "") -> str:
+        return self.theme_style(f"bucket-{bucket}", extra)
+
+    def row_text(self, row: str, width: int) -> Text:
+        ws = self.workspace
+        if ws is None:
+            return Text(row)
+        strategy = ws.strategy
+        bucket = strategy.bucket_of(strategy.alias_of(row))
+        counts = ws.tag_counts()
+        total = len(ws.images) or 1
+        n = counts.get(row, 0)
+        removed = False
+        if not self.dataset_view and self.image is not None:
+            edits = ws.state.image_edits.get(self.image)
+            removed = edits is not None and row.casefold() in edits.removed
+        text = Text()
+        letter = f" {BUCKET_LETTERS[bucket]} "
+        if bucket == UNSORTED:
+            text.append(letter, style=self.bucket_style(bucket, "bold"))
+        else:
+            text.append(letter, style=self.bucket_style(bucket, "bold reverse"))
+        text.append(" ")
+        stats = f"{n:>6} {100 * n / total:5.1f}%"
+        name_width = max(1, width - 4 - len(stats) - 1)
+        name = row if len(row) <= name_width else row[: name_width - 1] + "…"
+        text.append(
+            name.ljust(name_width), style="strike dim" if removed else self.bucket_style(bucket)
+        )
+        text.append(" ")
+        text.append(stats, style="dim")
+        return text

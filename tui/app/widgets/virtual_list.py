@@ -1,0 +1,172 @@
+"""A keyboard list drawn with the Line API: it costs what the screen shows, not the number of
+rows, so the file list and the dataset's tag list stay fast at 100k rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from rich.segment import Segment
+from rich.text import Text
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from tui.app.bindings import LIST_BINDINGS
+
+Row = TypeVar("Row")
+
+
+class VirtualList(ScrollView, Generic[Row], can_focus=True):
+    """Rows of any kind; subclasses say how a row reads (`row_text`) and matches a filter."""
+
+    BINDINGS = LIST_BINDINGS
+    COMPONENT_CLASSES = {"virtual-list--cursor"}
+    DEFAULT_CSS = """
+    VirtualList { overflow-x: hidden; }
+    VirtualList > .virtual-list--cursor { background: $primary 35%; text-style: bold; }
+    VirtualList:focus > .virtual-list--cursor { background: $primary 70%; }
+    """
+
+    cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
+
+    class Highlighted(Message):
+        """The cursor moved to another row."""
+
+        def __init__(self, sender: VirtualList, row: object | None) -> None:
+            super().__init__()
+            self.list = sender
+            self.row = row
+
+        @property
+        def control(self) -> VirtualList:
+            return self.list
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._all: Sequence[Row] = []
+        self.rows: Sequence[Row] = []
+        self.filter_text = ""
+        self._line_cache: dict[int, Strip] = {}
+
+    # ---- content ----------------------------------------------------------------------------
+
+    def row_text(self, row: Row, width: int) -> Text:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def row_matches(self, row: Row, needle: str) -> bool:
+        return needle in str(row).casefold()
+
+    def set_rows(self, rows: Sequence[Row], keep: Row | None = None) -> None:
+        """Replace the rows; the cursor stays on `keep` (or the same row) when it is there."""
+        current = keep if keep is not None else self.current
+        self._all = rows
+        self._apply_filter(current)
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text
+        self._apply_filter(self.current)
+
+    def _apply_filter(self, current: Row | None) -> None:
+        needle = self.filter_text.casefold().strip()
+        if needle:
+            self.rows = [r for r in self._all if self.row_matches(r, needle)]
+        else:
+            self.rows = self._all
+        self.virtual_size = Size(self.size.width, len(self.rows))
+        index = 0
+        if current is not None:
+            try:
+                index = self.rows.index(current)  # type: ignore[union-attr]
+            except ValueError:
+                index = min(self.cursor, max(0, len(self.rows) - 1))
+        self.refresh_rows()
+        self.cursor = index
+
+    def refresh_rows(self) -> None:
+        """Redraw every visible row (their content changed)."""
+        self._line_cache.clear()
+        self.refresh()
+
+    @property
+    def current(self) -> Row | None:
+        if 0 <= self.cursor < len(self.rows):
+            return self.rows[self.cursor]
+        return None
+
+    def theme_style(self, variable: str, extra: str = "") -> str:
+        """A Rich style string from a theme variable (e.g. `bucket-trait`)."""
+        color = self.app.theme_variables.get(variable, "")
+        return f"{extra} {color}".strip()
+
+    # ---- cursor -----------------------------------------------------------------------------
+
+    def validate_cursor(self, value: int) -> int:
+        return max(0, min(value, len(self.rows) - 1)) if self.rows else 0
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        self._line_cache.pop(old, None)
+        self._line_cache.pop(new, None)
+        self.refresh_lines(old)
+        self.refresh_lines(new)
+        self.scroll_to_region(Region(0, new, 1, 1), animate=False, immediate=True)
+        self.post_message(self.Highlighted(self, self.current))
+
+    def move_to(self, row: Row) -> bool:
+        try:
+            self.cursor = self.rows.index(row)  # type: ignore[union-attr]
+        except ValueError:
+            return False
+        return True
+
+    def action_cursor_down(self) -> None:
+        self.cursor += 1
+
+    def action_cursor_up(self) -> None:
+        self.cursor -= 1
+
+    def action_cursor_first(self) -> None:
+        self.cursor = 0
+
+    def action_cursor_last(self) -> None:
+        self.cursor = len(self.rows) - 1
+
+    def action_page_down(self) -> None:
+        self.cursor += max(1, self.size.height - 1)
+
+    def action_page_up(self) -> None:
+        self.cursor -= max(1, self.size.height - 1)
+
+    # ---- drawing ----------------------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, len(self.rows))
+        self._line_cache.clear()
+
+    def render_line(self, y: int) -> Strip:
+        index = y + self.scroll_offset.y
+        width = self.size.width
+        if index >= len(self.rows):
+            return Strip.blank(width, self.rich_style)
+        cached = self._line_cache.get(index)
+        if cached is not None and cached.cell_length == width:
+            return cached
+        text = self.row_text(self.rows[index], width)
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        text.truncate(width, overflow="ellipsis", pad=True)
+        base = self.rich_style
+        if index == self.cursor:
+            base = base + self.get_component_rich_style("virtual-list--cursor")
+        segments = [
+            Segment(seg.text, base + seg.style if seg.style else base)
+            for seg in text.render(self.app.console)
+            if seg.text != "\n"
+        ]
+        strip = Strip(segments, width).crop(0, width)
+        if len(self._line_cache) > 400:
+            self._line_cache.clear()
+        self._line_cache[index] = strip
+        return strip
