@@ -59,6 +59,8 @@ class CuratorApp(App[int]):
     CSS = stylesheet()
     BINDINGS = APP_BINDINGS
     ENABLE_COMMAND_PALETTE = True
+    # Below 100 columns the screen gets `-compact`: the preview gives its room away.
+    HORIZONTAL_BREAKPOINTS = [(0, "-compact"), (100, "-wide")]
 
     def __init__(
         self,
@@ -136,16 +138,8 @@ class CuratorApp(App[int]):
         self.preview.border_title = "Preview"
         self.caption.border_title = "Caption"
         self.files.focus()
-        self._update_layout()
         self._set_status(Text(f"opening {self.dataset} …"))
         self._open_dataset()
-
-    def on_resize(self) -> None:
-        self._update_layout()
-
-    def _update_layout(self) -> None:
-        # At 80 columns the preview gives its room to the list, tags and caption.
-        self.screen.set_class(self.size.width < 100, "compact")
 
     # ---- loading ----------------------------------------------------------------------------
 
@@ -190,11 +184,6 @@ class CuratorApp(App[int]):
         self.tags.workspace = ws
         self.preview.root = ws.root
         self.files.set_rows([e.image for e in ws.images])
-        if ws.problems:
-            self.notify(
-                f"{len(ws.problems)} file(s) need a look; marked ! in the file list",
-                severity="warning",
-            )
         self._show_image(self.files.current)
         # Long-lived data from here on: keep the collector from rescanning it on keypresses.
         gc.collect()
@@ -211,19 +200,24 @@ class CuratorApp(App[int]):
         if ws is None:
             return
         s = ws.strategy
+        parts: list[tuple[str, str]] = [
+            ("trigger ", s.trigger or "(none)"),
+            ("pattern ", s.pattern),
+            ("unsorted ", str(len(ws.unsorted_tags()))),
+            ("images ", f"{len(ws.images):,}"),
+        ]
+        if self.files.warnings:
+            parts.append(("need a look ", f"{len(self.files.warnings)} !"))
+        if ws.unsaved:
+            parts.append(("", "● unsaved"))
+        if self.busy and self.busy != "loading":
+            parts.append(("", f"{self.busy}…"))
         text = Text()
         text.append(f" {s.name or ws.root.name} ", style="bold reverse")
-        text.append("  trigger ")
-        text.append(s.trigger or "(none)", style="bold")
-        text.append("  pattern ")
-        text.append(s.pattern, style="bold")
-        text.append("  unsorted ")
-        text.append(str(len(ws.unsorted_tags())), style="bold")
-        text.append(f"  {len(ws.images):,} images")
-        if ws.unsaved:
-            text.append("  ● unsaved", style="bold")
-        if self.busy and self.busy != "loading":
-            text.append(f"  {self.busy}…", style="italic")
+        for label, value in parts:
+            text.append(" │ ", style="dim")
+            text.append(label)
+            text.append(value, style="bold")
         self._set_status(text)
 
     def _image_rows(self, image: str) -> list[str]:

@@ -12,9 +12,12 @@ class CaptionView(Static):
     """Updated in the same frame as the key that changed it."""
 
     BORDER_TITLE = "Caption"
+    # The caption as shown (plain text): what tests and the benchmark read back.
+    shown = ""
 
     def show(self, ws: Workspace, image: str | None) -> None:
         if image is None:
+            self.shown = ""
             self.update(Text("no image", style="dim"))
             return
         renderer = ws.renderer()
@@ -33,4 +36,5 @@ class CaptionView(Static):
             text.append("   ")
             text.append("removed: ", style="dim italic")
             text.append(", ".join(removed), style="dim strike")
+        self.shown = text.plain
         self.update(text)

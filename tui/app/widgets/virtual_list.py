@@ -147,7 +147,7 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         index = y + self.scroll_offset.y
-        width = self.size.width
+        width = self.scrollable_content_region.width  # without the scrollbar
         if index >= len(self.rows):
             return Strip.blank(width, self.rich_style)
         cached = self._line_cache.get(index)
