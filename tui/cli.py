@@ -62,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="write nothing; print each image's caption"
     )
+    changed = p.add_mutually_exclusive_group()
+    changed.add_argument(
+        "--adopt",
+        action="store_true",
+        help="caption files changed by another tool: take their tags as the source",
+    )
+    changed.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="caption files changed by another tool: overwrite them with ours",
+    )
 
     p = sub.add_parser("tags", help="every tag with its image count and bucket")
     p.add_argument("dataset", metavar="DATASET")
@@ -143,7 +154,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 out.write(f"{entry.image}\t{caption.rstrip(chr(10))}\n")
             return EXIT_OK
         ws.use_strategy(strategy, ref)
-        report = ws.apply()
+        report = ws.apply(overwrite_changed=args.overwrite, adopt_changed=args.adopt)
         for path, why in report.skipped + report.failed:
             _err(f"{path}: {why}")
         print(report.summary(), file=sys.stderr)

@@ -49,6 +49,8 @@ EDIT_ACTIONS = {
     "undo",
     "redo",
     "open_profile",
+    "adopt_disk",
+    "keep_ours",
 }
 
 
@@ -176,6 +178,8 @@ class CuratorApp(App[int]):
         for entry in ws.images:
             by_caption.setdefault(entry.caption, []).append(entry.image)
         for problem in ws.problems:
+            if problem.path in ws.changed_on_disk:
+                continue  # shown live (it goes away once adopted or overwritten)
             for image in by_caption.get(problem.path, [problem.path]):
                 if image in ws.by_image:
                     warnings.setdefault(image, []).append(problem.message)
@@ -245,8 +249,21 @@ class CuratorApp(App[int]):
         i = self.files.cursor
         neighbours = [rows[j] for j in (i + 1, i - 1, i + 2) if 0 <= j < len(rows)]
         self.preview.show(image, neighbours)
-        self.caption.show(ws, image)
+        self._show_caption()
         self._update_status()
+        self.refresh_bindings()
+
+    def _show_caption(self) -> None:
+        ws = self.ws
+        assert ws is not None
+        notes = list(self.files.warnings.get(self.image or "", []))
+        if self._changed_on_disk(self.image):
+            notes.insert(
+                0,
+                "changed on disk by another tool: A adopts its tags as the source, "
+                "O overwrites it with this caption on save",
+            )
+        self.caption.show(ws, self.image, notes)
 
     def _refresh_all(self) -> None:
         """After a change of the working state: every pane shows it in this frame."""
@@ -258,7 +275,7 @@ class CuratorApp(App[int]):
         elif self.image is not None:
             self.tags.set_rows(self._image_rows(self.image))
         self.files.refresh_rows()
-        self.caption.show(ws, self.image)
+        self._show_caption()
         self._update_status()
 
     def on_virtual_list_highlighted(self, event: VirtualList.Highlighted) -> None:
@@ -268,7 +285,34 @@ class CuratorApp(App[int]):
     # ---- actions ----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in EDIT_ACTIONS and (self.ws is None or self.busy))
+        if action in EDIT_ACTIONS and (self.ws is None or self.busy):
+            return False
+        if action in ("adopt_disk", "keep_ours"):
+            # Shown only for an image whose caption another tool changed.
+            return self._changed_on_disk(self.image) or None
+        return True
+
+    def _changed_on_disk(self, image: str | None) -> bool:
+        ws = self.ws
+        return bool(ws and image and ws.by_image[image].caption in ws.changed_on_disk)
+
+    def action_adopt_disk(self) -> None:
+        if self.ws is None or not self._changed_on_disk(self.image):
+            return
+        assert self.image is not None
+        self.ws.adopt_disk_version(self.ws.by_image[self.image].caption)
+        self.notify("the file's new tags are now its source (ctrl+z undoes)")
+        self._refresh_all()
+        self.refresh_bindings()
+
+    def action_keep_ours(self) -> None:
+        if self.ws is None or not self._changed_on_disk(self.image):
+            return
+        assert self.image is not None
+        self.ws.keep_ours(self.ws.by_image[self.image].caption)
+        self.notify("the next save overwrites this file with the caption shown")
+        self._refresh_all()
+        self.refresh_bindings()
 
     def action_bucket(self, bucket: str) -> None:
         ws = self.ws

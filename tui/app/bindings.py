@@ -37,6 +37,8 @@ APP_BINDINGS: list[Binding] = [
     Binding("ctrl+z", "undo", "undo", id="undo", priority=True),
     Binding("ctrl+y", "redo", "redo", id="redo", priority=True),
     Binding("o", "open_profile", "open profile", id="open-profile"),
+    Binding("A", "adopt_disk", "adopt disk version", id="adopt-disk"),
+    Binding("O", "keep_ours", "overwrite disk version", id="keep-ours"),
     Binding("question_mark,f1", "help", "help", id="help"),
     Binding("q", "quit_app", "quit", id="quit"),
 ]

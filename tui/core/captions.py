@@ -96,7 +96,9 @@ def normalize_tag(raw: str, underscores: str = "spaces") -> str:
     tag = raw.strip()
     if not tag:
         return ""
-    if " " in tag or "\t" in tag or "\n" in tag or "\u3000" in tag:
+    # A lone ASCII space is already normal; any other whitespace (tab, NBSP, U+3000, ...) is
+    # non-printable, so this skips the regex for the common tag.
+    if "  " in tag or not tag.isprintable():
         tag = _WHITESPACE.sub(" ", tag)
     if _WEIGHTED.match(tag):
         return tag

@@ -169,7 +169,7 @@ def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str =
         ),
         order=_choice(source, "caption.order", caption_table.get("order", default.order), ORDERS),
     )
-    if not caption.separator.strip(" ") or "\n" in caption.separator:
+    if not caption.separator.strip(" ") or "\n" in caption.separator or "\r" in caption.separator:
         raise _fail(
             source,
             f"caption.separator = {caption.separator!r} must not be blank or hold a line break",

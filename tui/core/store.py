@@ -72,6 +72,41 @@ class StateError(Exception):
     """The state database cannot be opened or used; the message says what to do."""
 
 
+class DatasetLockedError(StateError):
+    """Another lora-curator process has the dataset open for editing."""
+
+
+LOCK_FILE = "lock"
+
+
+def _acquire_lock(folder: Path) -> int | None:
+    """Hold an exclusive lock on the dataset while this process edits it.
+
+    `flock` locks belong to the open file: the kernel drops them when the process dies, even
+    by `kill -9`, so a lock never outlives its process and needs no clean-up.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking
+        return None
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "?"
+        finally:
+            os.close(fd)
+        raise DatasetLockedError(
+            f"{folder.parent}: open in another lora-curator (pid {holder}); close it first "
+            "(read-only commands such as `apply --dry-run` and `tags` still work)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode("ascii"))
+    return fd
+
+
 def state_path(root: Path) -> Path:
     return root / STATE_DIR / STATE_FILE
 
@@ -79,10 +114,13 @@ def state_path(root: Path) -> Path:
 class Store:
     """The SQLite state of one dataset."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, read_only: bool) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, read_only: bool, lock_fd: int | None = None
+    ) -> None:
         self.conn = conn
         self.path = path
         self.read_only = read_only
+        self._lock_fd = lock_fd
 
     # ---- opening ----------------------------------------------------------------------------
 
@@ -109,6 +147,13 @@ class Store:
             return cls(conn, path, read_only=True)
         try:
             path.parent.mkdir(exist_ok=True)
+            lock_fd = _acquire_lock(path.parent)
+        except OSError as exc:
+            raise StateError(
+                f"{path.parent}: cannot create the state folder ({exc.strerror}); "
+                "check the dataset folder is writable"
+            ) from None
+        try:
             # The app opens the dataset in a worker thread and edits from the UI thread; every
             # use is sequential, so sharing the connection across threads is safe.
             conn = sqlite3.connect(path, isolation_level=None, timeout=5, check_same_thread=False)
@@ -116,10 +161,12 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA_SQL)
         except (OSError, sqlite3.Error) as exc:
+            if lock_fd is not None:
+                os.close(lock_fd)
             raise StateError(
                 f"{path}: cannot open the state ({exc}); check the folder is writable"
             ) from None
-        store = cls(conn, path, read_only=False)
+        store = cls(conn, path, read_only=False, lock_fd=lock_fd)
         if store.meta("schema") is None:
             store.set_meta("schema", str(STATE_SCHEMA))
             store.set_meta("cursor", "0")
@@ -128,6 +175,9 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

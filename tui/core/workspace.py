@@ -53,14 +53,7 @@ def apply_edit(state: WorkingState, edit: Edit) -> None:
     p = edit.payload
     kind = edit.kind
     if kind == "buckets":
-        buckets = dict(state.strategy.buckets)
-        for tag, bucket in p["changes"]:
-            key = tag.casefold()
-            for existing in [t for t in buckets if t.casefold() == key]:
-                del buckets[existing]
-            if bucket != UNSORTED:
-                buckets[tag] = bucket
-        state.strategy = replace(state.strategy, buckets=buckets)
+        _apply_bucket_changes(state, p["changes"])
     elif kind == "trigger":
         state.strategy = replace(state.strategy, trigger=p["value"])
     elif kind == "pattern":
@@ -92,11 +85,36 @@ def apply_edit(state: WorkingState, edit: Edit) -> None:
     # Unknown kinds (from a newer version) are ignored rather than lost.
 
 
+def _apply_bucket_changes(state: WorkingState, changes: Iterable[list[str]]) -> None:
+    """Move tags between buckets: one copy of the bucket table, whatever the number of changes."""
+    buckets = dict(state.strategy.buckets)
+    spelling = {t.casefold(): t for t in buckets}  # lookups are case-insensitive
+    for tag, bucket in changes:
+        key = tag.casefold()
+        old = spelling.pop(key, None)
+        if old is not None:
+            del buckets[old]
+        if bucket != UNSORTED:
+            buckets[tag] = bucket
+            spelling[key] = tag
+    state.strategy = replace(state.strategy, buckets=buckets)
+
+
 def replay(base: Strategy, edits: Iterable[Edit], base_ref: str = "") -> WorkingState:
     """The working state after `edits`, starting from `base`."""
     state = WorkingState(strategy=base, profile_ref=base_ref)
+    # Consecutive bucket edits are applied together: replaying thousands of steps stays fast.
+    pending: list[list[str]] = []
     for edit in edits:
+        if edit.kind == "buckets":
+            pending.extend(edit.payload["changes"])
+            continue
+        if pending:
+            _apply_bucket_changes(state, pending)
+            pending = []
         apply_edit(state, edit)
+    if pending:
+        _apply_bucket_changes(state, pending)
     return state
 
 
@@ -124,8 +142,12 @@ class Problem:
     message: str
 
 
-class NoStrategyError(Exception):
-    """The dataset has no working strategy yet and none was given."""
+def _is_read_only(path: Path) -> bool:
+    """A file nobody may write (mode bits): the user asked for it to stay as it is."""
+    try:
+        return not os.stat(path).st_mode & 0o222
+    except OSError:
+        return False
 
 
 class Workspace:
@@ -277,6 +299,11 @@ class Workspace:
             store.add_originals(new_snapshots)
             if fix_known:
                 store.set_known(fix_known)
+        present = set(captions)
+        for caption in sorted(set(records) - present):
+            self.problems.append(
+                Problem(caption, "its image is gone since the last open; its history is kept")
+            )
         for caption in sorted(self.changed_on_disk):
             self.problems.append(
                 Problem(caption, "changed on disk since lora-curator last wrote it")
@@ -418,6 +445,29 @@ class Workspace:
             {"image": image, "remove": list(remove), "restore": list(restore), "add": list(add)},
         )
 
+    def adopt_disk_version(self, caption: str) -> None:
+        """Take the caption file's current content (changed by another tool) as its source.
+
+        An undoable edit: the previous source stays in the history."""
+        path = self.root / caption
+        data = path.read_bytes() if path.exists() else None
+        if self.store is not None and not self.store.read_only:
+            edit = self.store.append_edit("adopt", {"caption": caption}, blobs={caption: data})
+            self.store.set_known([(caption, content_hash(data))])
+        else:
+            edit = Edit(0, "adopt", {"caption": caption})
+        apply_edit(self.state, edit)
+        self._set_source(caption, data)
+        self.disk_hash[caption] = content_hash(data)
+        self.changed_on_disk.discard(caption)
+        self._counts = None
+
+    def keep_ours(self, caption: str) -> None:
+        """Let the next save overwrite a caption file changed by another tool."""
+        if self.store is not None and not self.store.read_only:
+            self.store.set_known([(caption, self.disk_hash.get(caption))])
+        self.changed_on_disk.discard(caption)
+
     def undo(self) -> bool:
         """Step back one edit; False when there is nothing to undo."""
         return self._move(-1)
@@ -435,7 +485,15 @@ class Workspace:
         if target < 0 or target > store.last_seq():
             return False
         store.move_cursor(target)
+        before = dict(self.state.adopted)
         self.state = replay(self.base, store.edits(target), store.meta("profile_ref") or "")
+        for caption in set(before) | set(self.state.adopted):
+            seq = self.state.adopted.get(caption)
+            if seq != before.get(caption):
+                data = store.blob(seq, caption) if seq is not None else None
+                if seq is None:
+                    data = store.originals([caption]).get(caption)
+                self._set_source(caption, data)
         self._counts = None
         return True
 
@@ -448,9 +506,18 @@ class Workspace:
 
     # ---- writing ----------------------------------------------------------------------------
 
-    def apply(self, overwrite_changed: bool = False) -> ApplyReport:
-        """Write every caption whose bytes change, atomically; report the rest."""
+    def apply(self, overwrite_changed: bool = False, adopt_changed: bool = False) -> ApplyReport:
+        """Write every caption whose bytes change, atomically; report the rest.
+
+        A caption file changed by another tool since lora-curator last wrote it is never
+        overwritten silently: it fails, unless `adopt_changed` (its content becomes the source
+        first) or `overwrite_changed` (ours wins)."""
         report = ApplyReport()
+        for caption in sorted(self.changed_on_disk):
+            if adopt_changed:
+                self.adopt_disk_version(caption)
+            elif overwrite_changed:
+                self.keep_ours(caption)
         plan: list[tuple[str, Path, bytes]] = []
         renderer = self.renderer()
         seen_captions: set[str] = set()
@@ -469,15 +536,24 @@ class Workspace:
             if content_hash(data) == self.disk_hash.get(caption):
                 report.unchanged.append(caption)
                 continue
-            if caption in self.changed_on_disk and not overwrite_changed:
+            if caption in self.changed_on_disk:
                 report.failed.append(
-                    (caption, "changed on disk since lora-curator last wrote it: not overwritten")
+                    (
+                        caption,
+                        "changed on disk since lora-curator last wrote it: not overwritten "
+                        "(--adopt takes its tags as the source, --overwrite writes ours)",
+                    )
                 )
                 continue
             try:
                 target = resolve_inside(self.root, self.root / caption)
             except UnsafePathError as exc:
                 report.failed.append((caption, str(exc)))
+                continue
+            if _is_read_only(target):
+                report.failed.append(
+                    (caption, "read-only file: not written (make it writable to let it change)")
+                )
                 continue
             plan.append((caption, target, data))
         self._write(plan, report)

@@ -15,7 +15,7 @@ class CaptionView(Static):
     # The caption as shown (plain text): what tests and the benchmark read back.
     shown = ""
 
-    def show(self, ws: Workspace, image: str | None) -> None:
+    def show(self, ws: Workspace, image: str | None, notes: list[str] | None = None) -> None:
         if image is None:
             self.shown = ""
             self.update(Text("no image", style="dim"))
@@ -37,4 +37,7 @@ class CaptionView(Static):
             text.append("removed: ", style="dim italic")
             text.append(", ".join(removed), style="dim strike")
         self.shown = text.plain
+        for note in notes or []:
+            text.append("\n! ", style="bold")
+            text.append(note, style="italic")
         self.update(text)

@@ -33,7 +33,8 @@ class FileList(VirtualList[str]):
             return Text(row)
         text = Text()
         text.append("●" if ws.will_change(row) else " ", style=self.theme_style("accent", "bold"))
-        text.append("!" if row in self.warnings else " ", style=self.theme_style("error", "bold"))
+        flagged = row in self.warnings or ws.by_image[row].caption in ws.changed_on_disk
+        text.append("!" if flagged else " ", style=self.theme_style("error", "bold"))
         unsorted = self.unsorted_count(row)
         count = f"{unsorted:>3}" if unsorted else "   "
         name_width = max(1, width - 2 - len(count) - 1)
