@@ -84,6 +84,7 @@ class CuratorApp(App[int]):
         self.image: str | None = None
         self.busy = "loading"  # "" when edits are allowed
         self.filter_target: VirtualList | None = None
+        self.fatal = ""  # why the app could not open the dataset
 
     # ---- layout -----------------------------------------------------------------------------
 
@@ -165,8 +166,9 @@ class CuratorApp(App[int]):
         self.call_from_thread(self._loaded, ws)
 
     def _open_failed(self, message: str) -> None:
-        self._set_status(Text(f"cannot open: {message}", style="bold"))
-        self.notify(message, severity="error", timeout=30)
+        # Nothing to curate: leave the screen and say why on the terminal.
+        self.fatal = message
+        self.exit(1)
 
     def _loaded(self, ws: Workspace) -> None:
         if self.ws is not None and self.ws is not ws:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 COLOR_SYSTEMS = {"auto": "auto", "truecolor": "truecolor", "256": "256", "16": "standard"}
 
@@ -35,4 +36,6 @@ def run(args: argparse.Namespace) -> int:
         warnings=config.warnings,
     )
     result = app.run(mouse=not args.no_mouse)
+    if app.fatal:
+        print(f"lora-curator: error: {app.fatal}", file=sys.stderr)
     return result if isinstance(result, int) else 0
