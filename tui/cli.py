@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import NoReturn
 
 from tui import __version__
-from tui.core.dataset import DatasetError
+from tui.core.dataset import DatasetError, check_root
 from tui.core.profile import (
     ProfileError,
     dump_profile,
@@ -21,7 +21,7 @@ from tui.core.profile import (
     resolve_profile,
     save_profile,
 )
-from tui.core.store import StateError
+from tui.core.store import StateError, state_exists
 from tui.core.strategy import PATTERNS, Strategy
 from tui.core.workspace import Workspace
 
@@ -139,6 +139,11 @@ def _report_problems(ws: Workspace) -> None:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     profile, ref = _load_profile_arg(args.profile)
+    if profile is None and not state_exists(check_root(args.dataset)):
+        raise UsageError(
+            f"{args.dataset}: no working strategy yet; give one with --profile "
+            "(a file or a library name), or curate the dataset in the app first"
+        )
     with Workspace.open(args.dataset, strategy=profile, read_only=args.dry_run) as ws:
         if not ws.has_strategy:
             raise UsageError(

@@ -135,8 +135,11 @@ class Store:
             if not path.exists():
                 return None
             try:
+                # Without a live WAL (no writer open, none crashed), `immutable` reads the
+                # file without creating -wal/-shm files: a read-only command writes nothing.
+                wal = path.with_name(path.name + "-wal").exists()
                 conn = sqlite3.connect(
-                    f"{path.as_uri()}?mode=ro",
+                    f"{path.as_uri()}?mode=ro" + ("" if wal else "&immutable=1"),
                     uri=True,
                     isolation_level=None,
                     check_same_thread=False,

@@ -173,6 +173,9 @@ class Workspace:
         self.disk_hash: dict[str, bytes | None] = {}  # caption → hash of its bytes on disk
         self.changed_on_disk: set[str] = set()  # captions edited by someone else
         self.problems: list[Problem] = []
+        # The working strategy as the edit log has it (None: the log holds none yet); a
+        # session override (`--profile`) differs from it until `use_strategy` records it.
+        self.logged_strategy: Strategy | None = state.strategy if has_strategy else None
         self._counts: Counter[str] | None = None
         self._renderer: Renderer | None = None
         self._parser: TagParser | None = None
@@ -204,10 +207,13 @@ class Workspace:
         base_ref = (store.meta("profile_ref") or "") if store is not None else ""
         state = replay(base, store.edits() if store is not None else [], base_ref)
         has_strategy = has_strategy or bool(store is not None and store.cursor())
+        logged, logged_has_strategy = state.strategy, has_strategy
         if strategy is not None:
             state.strategy = strategy
             has_strategy = True
         ws = cls(root_path, store, base, state, has_strategy)
+        if strategy is not None:
+            ws.logged_strategy = logged if logged_has_strategy else None
         ws._load(progress)
         return ws
 
@@ -355,7 +361,12 @@ class Workspace:
         """A renderer for the working strategy (rebuilt when the strategy changes)."""
         r = self._renderer
         if r is None or r.strategy is not self.strategy:
-            freq = self.tag_counts() if self.strategy.caption.order == "frequency" else None
+            freq: Counter[str] | None = None
+            if self.strategy.caption.order == "frequency":
+                # Counted as written: an aliased tag counts for the tag it becomes.
+                freq = Counter()
+                for tag, n in self.tag_counts().items():
+                    freq[self.strategy.alias_of(tag)] += n
             r = self._renderer = Renderer(self.strategy, freq)
         return r
 
@@ -394,6 +405,7 @@ class Workspace:
         else:
             edit = Edit(0, kind, payload)
         apply_edit(self.state, edit)
+        self.logged_strategy = self.state.strategy
         if kind in ("image_tags", "adopt", "strategy"):
             self._counts = None
         self.has_strategy = True
@@ -415,20 +427,19 @@ class Workspace:
 
     def use_strategy(self, strategy: Strategy, ref: str = "") -> None:
         """Make `strategy` the dataset's working strategy (an undoable edit)."""
-        if (
-            self.store is not None
-            and not self.store.read_only
-            and self.store.base_strategy() is None
-        ):
+        store = self.store
+        writable = store is not None and not store.read_only
+        if writable and store.base_strategy() is None and store.last_seq() == 0:
             # The first strategy of a dataset is its base, not an edit.
-            self.store.set_base_strategy(strategy_to_dict(strategy), ref)
-            self.base = strategy
-            self.state.strategy = strategy
+            store.set_base_strategy(strategy_to_dict(strategy), ref)
+            self.base = self.logged_strategy = self.state.strategy = strategy
             self.state.profile_ref = ref
             self.has_strategy = True
             return
-        if strategy_to_dict(strategy) == strategy_to_dict(self.strategy) and self.has_strategy:
+        logged = self.logged_strategy
+        if logged is not None and strategy_to_dict(strategy) == strategy_to_dict(logged):
             self.state.strategy = strategy
+            self.state.profile_ref = ref or self.state.profile_ref
             return
         self.record("strategy", {"profile": strategy_to_dict(strategy), "ref": ref})
 
@@ -487,6 +498,7 @@ class Workspace:
         store.move_cursor(target)
         before = dict(self.state.adopted)
         self.state = replay(self.base, store.edits(target), store.meta("profile_ref") or "")
+        self.logged_strategy = self.state.strategy
         for caption in set(before) | set(self.state.adopted):
             seq = self.state.adopted.get(caption)
             if seq != before.get(caption):
