@@ -26,12 +26,38 @@ class DecodedCaption:
     warnings: tuple[str, ...] = ()
 
 
+# Hiragana and katakana (Shift-JIS bytes read as these only in Japanese text), and kanji.
+_KANA = re.compile("[\u3040-\u30ff]")
+_CJK = re.compile("[\u3040-\u30ff\u4e00-\u9fff]")
+
+
+def _decode_legacy(data: bytes) -> tuple[str, str]:
+    """Text and codec of a caption file that is not UTF-8: Shift-JIS (Windows' cp932) when it
+    reads as Japanese, else cp1252, else latin-1 (which never fails).
+
+    Western text almost never decodes as cp932 into kana (its lead bytes are cp1252's rare
+    `‚` and `ƒ`), so kana, or kanji in a file cp1252 cannot read, decide for Shift-JIS."""
+    try:
+        western: str | None = data.decode("cp1252")
+    except UnicodeDecodeError:
+        western = None
+    try:
+        japanese = data.decode("cp932")
+    except UnicodeDecodeError:
+        japanese = ""
+    if _KANA.search(japanese) or (western is None and _CJK.search(japanese)):
+        return japanese, "cp932"
+    if western is not None:
+        return western, "cp1252"
+    return data.decode("latin-1"), "latin-1"
+
+
 def decode_caption(data: bytes) -> DecodedCaption:
     """Decode a caption file's bytes.
 
-    UTF-8 (a BOM is stripped), UTF-16 with a BOM, else cp1252 (or latin-1, which never fails)
-    with a warning. Line endings become LF. Several non-empty lines are joined (their tags are
-    all used) with a warning.
+    UTF-8 (a BOM is stripped), UTF-16 with a BOM, else Shift-JIS, cp1252 or latin-1 (see
+    `_decode_legacy`) with a warning. Line endings become LF. Several non-empty lines are
+    joined (their tags are all used) with a warning.
     """
     warnings: list[str] = []
     if data.startswith(b"\xef\xbb\xbf"):
@@ -42,12 +68,11 @@ def decode_caption(data: bytes) -> DecodedCaption:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            try:
-                text = data.decode("cp1252")
-                warnings.append("not UTF-8: read as cp1252; check the accents in its tags")
-            except UnicodeDecodeError:
-                text = data.decode("latin-1")
-                warnings.append("not UTF-8: read as latin-1; check the accents in its tags")
+            text, codec = _decode_legacy(data)
+            if codec == "cp932":
+                warnings.append("not UTF-8: read as Shift-JIS (cp932); check its tags")
+            else:
+                warnings.append(f"not UTF-8: read as {codec}; check the accents in its tags")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\n" in text.strip("\n"):

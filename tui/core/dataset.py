@@ -115,7 +115,8 @@ def scan_dataset(
                     if not entry.is_file():
                         result.problems.append((rel_name, "broken link: skipped"))
                         continue
-                except OSError:
+                except OSError as exc:  # e.g. a link to itself
+                    result.problems.append((rel_name, f"cannot read ({exc.strerror}): skipped"))
                     continue
                 stem = rel_name[: len(rel_name) - len(name) + dot]
                 images_by_stem.setdefault(stem, []).append(rel_name)

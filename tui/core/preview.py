@@ -59,16 +59,42 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if mode != "RGB" else image
 
 
+def _too_large(width: int, height: int) -> PreviewError:
+    return PreviewError(
+        f"{width}×{height} px is too large to preview "
+        f"(over {MAX_PREVIEW_PIXELS // 1_000_000} MP); not decoded"
+    )
+
+
+def _claimed_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The size an image's header claims, read by its format's opener as `Image.open` does but
+    without the decompression-bomb check (nothing is decoded); None when no opener reads it."""
+    try:
+        Image.init()
+        with open(path, "rb") as fp:
+            prefix = fp.read(16)
+            for fmt in Image.ID:
+                factory, accept = Image.OPEN[fmt]
+                accepted = not accept or accept(prefix)
+                if not accepted or isinstance(accepted, str):
+                    continue
+                fp.seek(0)
+                try:
+                    return factory(fp, os.fspath(path)).size
+                except Exception:
+                    continue
+    except Exception:
+        return None
+    return None
+
+
 def load_preview(path: str | os.PathLike[str], max_w: int, max_h: int) -> PreviewImage:
     """Decode `path` into an RGB image that fits max_w × max_h pixels, keeping its aspect."""
     try:
         with Image.open(path) as im:
             width, height = im.size
             if width * height > MAX_PREVIEW_PIXELS:
-                raise PreviewError(
-                    f"{width}×{height} px is too large to preview "
-                    f"(over {MAX_PREVIEW_PIXELS // 1_000_000} MP); not decoded"
-                )
+                raise _too_large(width, height)
             frames = getattr(im, "n_frames", 1)
             target = fit_size(width, height, max_w, max_h)
             if im.format == "JPEG":
@@ -83,6 +109,10 @@ def load_preview(path: str | os.PathLike[str], max_w: int, max_h: int) -> Previe
     except PreviewError:
         raise
     except Image.DecompressionBombError:
+        # Pillow refuses such a header in `open` and does not say the size: read it ourselves.
+        size = _claimed_size(path)
+        if size is not None:
+            raise _too_large(*size) from None
         raise PreviewError("too large to preview safely; not decoded") from None
     except FileNotFoundError:
         raise PreviewError("the file is gone") from None
