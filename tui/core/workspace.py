@@ -172,6 +172,7 @@ class Workspace:
         self.sources: dict[str, tuple[str, ...]] = {}  # caption → parsed source tags
         self.disk_hash: dict[str, bytes | None] = {}  # caption → hash of its bytes on disk
         self.changed_on_disk: set[str] = set()  # captions edited by someone else
+        self.unreadable: set[str] = set()  # captions that could not be read: never written
         self.problems: list[Problem] = []
         # The working strategy as the edit log has it (None: the log holds none yet); a
         # session override (`--profile`) differs from it until `use_strategy` records it.
@@ -269,10 +270,14 @@ class Workspace:
                 data = None
             except OSError as exc:
                 self.problems.append(
-                    Problem(caption, f"cannot read ({exc.strerror}): treated as no tags")
+                    Problem(
+                        caption,
+                        f"cannot read ({exc.strerror}): treated as no tags and never written",
+                    )
                 )
                 self.sources[caption] = ()
                 self.disk_hash[caption] = None
+                self.unreadable.add(caption)
                 continue
             digest = content_hash(data)
             self.disk_hash[caption] = digest
@@ -548,6 +553,11 @@ class Workspace:
             if content_hash(data) == self.disk_hash.get(caption):
                 report.unchanged.append(caption)
                 continue
+            if caption in self.unreadable:
+                report.failed.append(
+                    (caption, "could not be read: not written (its tags would be lost)")
+                )
+                continue
             if caption in self.changed_on_disk:
                 report.failed.append(
                     (
@@ -592,10 +602,10 @@ class Workspace:
         for folder in folders:
             fsync_folder(folder)
         if store is not None:
-            # Failed writes keep their old known hash: pending is cleared for all.
-            store.set_known(
-                done + [(c, self.disk_hash.get(c)) for c, _ in report.failed if c in self.disk_hash]
-            )
+            # A write that failed leaves the old bytes: their hash stays the known one.
+            written = {c for c, _ in done}
+            kept = [(c, self.disk_hash.get(c)) for c, _, _ in plan if c not in written]
+            store.set_known(done + kept)
 
     def restore(self) -> ApplyReport:
         """Put every original caption file back byte for byte (removing those that did not
