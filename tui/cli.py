@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -12,6 +13,7 @@ from typing import NoReturn
 
 from tui import __version__
 from tui.core.dataset import DatasetError, check_root
+from tui.core.guide import render_guide
 from tui.core.profile import (
     ProfileError,
     dump_profile,
@@ -23,10 +25,11 @@ from tui.core.profile import (
 )
 from tui.core.store import StateError, state_exists
 from tui.core.strategy import PATTERNS, Strategy
+from tui.core.suggest import suggest_buckets
 from tui.core.workspace import Workspace
 
 PROG = "lora-curator"
-SUBCOMMANDS = ("apply", "tags", "restore", "profile")
+SUBCOMMANDS = ("apply", "tags", "restore", "profile", "suggest", "check", "guide")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -92,6 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
     psub.add_parser("list", help="the profiles in the library")
     show = psub.add_parser("show", help="print a profile")
     show.add_argument("name", metavar="NAME")
+
+    p = sub.add_parser("suggest", help="a suggested bucket and its reason for every unsorted tag")
+    p.add_argument("dataset", metavar="DATASET")
+    _add_profile_option(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser(
+        "check", help="diagnostics: inconsistent traits, untagged flaws, duplicates, ..."
+    )
+    p.add_argument("dataset", metavar="DATASET")
+    _add_profile_option(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("guide", help="print the prompt guide (Markdown) of a strategy")
+    p.add_argument("dataset", metavar="DATASET", nargs="?", help="adds image counts")
+    _add_profile_option(p)
     return parser
 
 
@@ -117,6 +136,29 @@ def _err(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\", '"': '\\"'}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NEEDS_QUOTES = re.compile(r'[\x00-\x1f\x7f\\"]')
+
+
+def _escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    return _ESCAPES.get(ch, f"\\x{ord(ch):02x}")
+
+
+def quote_path(path: str) -> str:
+    """A path as one line of output: as it is, or (when it holds a control character, a
+    backslash or a double quote) in double quotes with C escapes, the way git writes it."""
+    if not _NEEDS_QUOTES.search(path):
+        return path
+    return '"' + _NEEDS_QUOTES.sub(_escape, path) + '"'
+
+
+def _err_file(path: str, message: str) -> None:
+    """One line of stderr about one file: a newline in a name never splits it."""
+    _err(f"{quote_path(path)}: {_CONTROL.sub(_escape, message)}")
+
+
 def _load_profile_arg(ref: str | None) -> tuple[Strategy | None, str]:
     if ref is None:
         return None, ""
@@ -134,7 +176,7 @@ def _with_overrides(strategy: Strategy, pattern: str | None, trigger: str | None
 
 def _report_problems(ws: Workspace) -> None:
     for problem in ws.problems:
-        _err(f"{problem.path}: {problem.message}")
+        _err_file(problem.path, problem.message)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -156,12 +198,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
             ws.state.strategy = strategy
             out = sys.stdout
             for entry, caption in sorted(ws.render_all(), key=lambda ec: ec[0].image):
-                out.write(f"{entry.image}\t{caption.rstrip(chr(10))}\n")
+                out.write(f"{quote_path(entry.image)}\t{caption.rstrip(chr(10))}\n")
             return EXIT_OK
         ws.use_strategy(strategy, ref)
         report = ws.apply(overwrite_changed=args.overwrite, adopt_changed=args.adopt)
         for path, why in report.skipped + report.failed:
-            _err(f"{path}: {why}")
+            _err_file(path, why)
         print(report.summary(), file=sys.stderr)
         if report.failed:
             return EXIT_FAILURE
@@ -197,7 +239,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     with Workspace.open(args.dataset) as ws:
         report = ws.restore()
         for path, why in report.failed:
-            _err(f"{path}: {why}")
+            _err_file(path, why)
         print(
             f"{len(report.written)} restored, {len(report.unchanged)} unchanged, "
             f"{len(report.failed)} failed",
@@ -231,6 +273,102 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_suggest(args: argparse.Namespace) -> int:
+    profile, _ = _load_profile_arg(args.profile)
+    with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+        counts = ws.tag_counts()
+        suggestions = suggest_buckets(counts, len(ws.images), ws.strategy)
+        rows = [
+            {
+                "tag": tag,
+                "images": counts[tag],
+                "bucket": s.bucket,
+                "reason": s.reason,
+                "source": s.source,
+            }
+            for tag, s in sorted(
+                suggestions.items(), key=lambda ts: (-counts[ts[0]], ts[0].casefold())
+            )
+        ]
+        if args.json:
+            json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
+            sys.stdout.write("\n")
+        else:
+            for row in rows:
+                print(f"{row['tag']}\t{row['bucket']}\t{row['reason']}")
+        return EXIT_OK
+
+
+# Images listed under one finding in the text output of `check` (--json lists them all).
+CHECK_IMAGES_SHOWN = 20
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from tui.core.checks import has_problem, measure_images, run_checks  # imports Pillow
+
+    profile, _ = _load_profile_arg(args.profile)
+    try:
+        ws = Workspace.open(args.dataset, strategy=profile)
+    except StateError as exc:
+        # Locked by the app (or no writable state): measure without caching.
+        _err(f"note: {exc}; measuring without the cache")
+        ws = Workspace.open(args.dataset, strategy=profile, read_only=True)
+    with ws:
+        progress = None
+        if sys.stderr.isatty():
+
+            def progress(done: int, total: int) -> None:
+                end = "\n" if done == total else ""
+                print(f"\rmeasuring images… {done}/{total}", end=end, file=sys.stderr)
+
+        findings = run_checks(ws, measure_images(ws, progress))
+        if args.json:
+            rows = [
+                {
+                    "kind": f.kind,
+                    "severity": f.severity,
+                    "message": f.message,
+                    "images": list(f.images),
+                    "tag": f.tag,
+                }
+                for f in findings
+            ]
+            json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
+            sys.stdout.write("\n")
+        else:
+            for f in findings:
+                print(f"{f.kind}\t{f.message}")
+                for image in f.images[:CHECK_IMAGES_SHOWN]:
+                    print(f"    {image}")
+                if len(f.images) > CHECK_IMAGES_SHOWN:
+                    more = len(f.images) - CHECK_IMAGES_SHOWN
+                    print(f"    … and {more} more (--json lists them all)")
+        problems = sum(f.severity == "problem" for f in findings)
+        advice = len(findings) - problems
+        print(
+            f"{problems} problem(s), {advice} advice" if findings else "clean: nothing found",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE if has_problem(findings) else EXIT_OK
+
+
+def cmd_guide(args: argparse.Namespace) -> int:
+    profile, _ = _load_profile_arg(args.profile)
+    if args.dataset is None:
+        if profile is None:
+            raise UsageError("give a profile (--profile P), a DATASET, or both")
+        sys.stdout.write(render_guide(profile))
+        return EXIT_OK
+    with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+        if not ws.has_strategy:
+            raise UsageError(
+                f"{ws.root}: no working strategy yet; give one with --profile "
+                "(a file or a library name), or curate the dataset in the app first"
+            )
+        sys.stdout.write(render_guide(ws))
+        return EXIT_OK
+
+
 def run_app(argv: Sequence[str]) -> int:
     args = build_app_parser().parse_args(argv)
     from tui.app.main import run  # Textual is imported only here
@@ -249,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tags": cmd_tags,
             "restore": cmd_restore,
             "profile": cmd_profile,
+            "suggest": cmd_suggest,
+            "check": cmd_check,
+            "guide": cmd_guide,
         }[args.command]
         return handler(args)
     except (ProfileError, UsageError, DatasetError) as exc:

@@ -10,6 +10,7 @@ from tests.app.conftest import settle
 from tui.app.app import CuratorApp
 from tui.app.screens.dialogs import ConfirmScreen, ProfilePicker, PromptScreen
 from tui.app.screens.help import HelpScreen
+from tui.app.screens.reports import DiagnosticsScreen, GuideScreen
 from tui.core.profile import library_path, load_profile, save_profile
 from tui.core.strategy import Strategy
 from tui.core.workspace import Workspace
@@ -327,3 +328,76 @@ async def test_compact_layout_at_80x24(sample_copy: Path) -> None:
         await pilot.pause(0.1)
         await pilot.pause()
         assert app.preview.size.width > 20
+
+
+async def test_s_accepts_the_highlighted_suggestion(worked_example: Path) -> None:
+    app = CuratorApp(worked_example)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("tab", "j")  # bangs: a hair tag, suggested trait
+        assert app.tags.suggestions["bangs"].bucket == "trait"
+        assert app.tags.row_text("bangs", 40).plain.startswith(" t ")  # the ghost letter
+        await pilot.press("s")
+        assert app.ws.strategy.bucket_of("bangs") == "trait"
+        assert app.tags.row_text("bangs", 40).plain.startswith(" T ")
+        assert "bangs" not in app.tags.suggestions
+        assert app.tags.current == "black hair"  # on to the next unsorted tag
+
+
+async def test_S_accepts_every_suggestion_in_one_undo_step(worked_example: Path) -> None:
+    app = CuratorApp(worked_example)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("S")
+        s = app.ws.strategy
+        # tagging.md sorts the worked example exactly so.
+        assert sorted(s.tags_in("trait")) == TRAITS
+        assert len(s.tags_in("context")) == 9
+        await pilot.press("P")
+        assert app.caption.shown.split("   removed:")[0] == ABSORB
+        await pilot.press("ctrl+z", "ctrl+z")
+        assert app.ws.strategy.buckets == {}
+
+
+async def test_d_shows_diagnostics_and_jumps_to_an_image(sample_copy: Path) -> None:
+    ref = sample_copy / "profiles" / "kaede.toml"
+    app = CuratorApp(sample_copy, profile=load_profile(ref), profile_ref=str(ref))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("d")
+        screen = app.screen
+        assert isinstance(screen, DiagnosticsScreen)
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if screen.findings is not None:
+                break
+        kinds = {f.kind for f in screen.findings}
+        assert "uncaptioned" in kinds  # kaede_09 has no caption file
+        uncaptioned = next(f for f in screen.findings if f.kind == "uncaptioned")
+        assert uncaptioned.images == ("10_kaede/kaede_09.png",)
+        options = screen.query_one("#findings")
+        target = next(
+            i
+            for i in range(options.option_count)
+            if options.get_option_at_index(i).id in screen._targets
+            and screen._targets[options.get_option_at_index(i).id] == "10_kaede/kaede_09.png"
+        )
+        options.highlighted = target
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.image == "10_kaede/kaede_09.png"
+        assert not app.busy
+
+
+async def test_ctrl_g_shows_the_prompt_guide_and_save_writes_it(sample_copy: Path) -> None:
+    ref = sample_copy / "profiles" / "kaede.toml"
+    app = CuratorApp(sample_copy, profile=load_profile(ref), profile_ref=str(ref))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("ctrl+g")
+        assert isinstance(app.screen, GuideScreen)
+        assert "kaede" in app.screen.markdown
+        await pilot.press("escape", "ctrl+s")
+        await settle(pilot, app)
+        guide = ref.with_name("kaede.guide.md")
+        assert guide.read_text(encoding="utf-8") == app._guide_text()

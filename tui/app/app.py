@@ -21,6 +21,7 @@ from textual.widgets import Footer, Input, Static
 from tui.app.bindings import APP_BINDINGS, BUCKET_KEYS
 from tui.app.screens.dialogs import ConfirmScreen, ProfilePicker, PromptScreen
 from tui.app.screens.help import HelpScreen
+from tui.app.screens.reports import DiagnosticsScreen, GuideScreen
 from tui.app.themes import DEFAULT_THEME, load_themes, stylesheet
 from tui.app.widgets.caption_view import CaptionView
 from tui.app.widgets.file_list import FileList
@@ -28,6 +29,7 @@ from tui.app.widgets.preview import PreviewPane
 from tui.app.widgets.tag_list import TagList
 from tui.app.widgets.virtual_list import VirtualList
 from tui.core.captions import parse_tags
+from tui.core.guide import render_guide
 from tui.core.profile import (
     ProfileError,
     library_path,
@@ -36,7 +38,9 @@ from tui.core.profile import (
     save_profile,
 )
 from tui.core.strategy import PATTERNS, UNSORTED, Strategy
+from tui.core.suggest import suggest_buckets
 from tui.core.workspace import Workspace
+from tui.core.writer import write_file_atomic
 
 # Actions that change the working state: disabled while the dataset loads or saves.
 EDIT_ACTIONS = {
@@ -51,6 +55,9 @@ EDIT_ACTIONS = {
     "open_profile",
     "adopt_disk",
     "keep_ours",
+    "accept_suggestion",
+    "accept_all_suggestions",
+    "diagnostics",
 }
 
 
@@ -189,6 +196,7 @@ class CuratorApp(App[int]):
         self.files.warnings = warnings
         self.tags.workspace = ws
         self.preview.root = ws.root
+        self._update_suggestions()
         self.files.set_rows([e.image for e in ws.images])
         self._show_image(self.files.current)
         # Long-lived data from here on: keep the collector from rescanning it on keypresses.
@@ -206,24 +214,25 @@ class CuratorApp(App[int]):
         if ws is None:
             return
         s = ws.strategy
+        # Short enough for 80 columns: the value first, its label after.
         parts: list[tuple[str, str]] = [
-            ("trigger ", s.trigger or "(none)"),
-            ("pattern ", s.pattern),
-            ("unsorted ", str(len(ws.unsorted_tags()))),
-            ("images ", f"{len(ws.images):,}"),
+            (s.trigger or "no trigger", ""),
+            (s.pattern, ""),
+            (str(len(ws.unsorted_tags())), " unsorted"),
+            (f"{len(ws.images):,}", " images"),
         ]
         if self.files.warnings:
-            parts.append(("need a look ", f"{len(self.files.warnings)} !"))
+            parts.append((str(len(self.files.warnings)), " need a look"))
         if ws.unsaved:
-            parts.append(("", "● unsaved"))
+            parts.append(("● unsaved", ""))
         if self.busy and self.busy != "loading":
-            parts.append(("", f"{self.busy}…"))
+            parts.append((f"{self.busy}…", ""))
         text = Text()
         text.append(f" {s.name or ws.root.name} ", style="bold reverse")
-        for label, value in parts:
+        for value, label in parts:
             text.append(" │ ", style="dim")
-            text.append(label)
             text.append(value, style="bold")
+            text.append(label)
         self._set_status(text)
 
     def _image_rows(self, image: str) -> list[str]:
@@ -267,11 +276,17 @@ class CuratorApp(App[int]):
             )
         self.caption.show(ws, self.image, notes)
 
+    def _update_suggestions(self) -> None:
+        ws = self.ws
+        assert ws is not None
+        self.tags.suggestions = suggest_buckets(ws.tag_counts(), len(ws.images), ws.strategy)
+
     def _refresh_all(self) -> None:
         """After a change of the working state: every pane shows it in this frame."""
         ws = self.ws
         if ws is None:
             return
+        self._update_suggestions()
         if self.tags.dataset_view:
             self.tags.refresh_rows()
         elif self.image is not None:
@@ -336,6 +351,57 @@ class CuratorApp(App[int]):
             if s.bucket_of(s.alias_of(rows[i])) == UNSORTED:
                 self.tags.cursor = i
                 return
+
+    def action_accept_suggestion(self) -> None:
+        ws = self.ws
+        tag = self.tags.current
+        if ws is None or tag is None:
+            return
+        suggestion = self.tags.suggestions.get(tag)
+        if suggestion is None:
+            self.notify(f"{tag} is already in a bucket")
+            return
+        ws.set_buckets([(suggestion.tag, suggestion.bucket)])  # the tag as written (aliases)
+        self._refresh_all()
+        self._move_to_next_unsorted()
+
+    def action_accept_all_suggestions(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        changes = list({s.tag: (s.tag, s.bucket) for s in self.tags.suggestions.values()}.values())
+        if not changes:
+            self.notify("no unsorted tag left")
+            return
+        ws.set_buckets(changes)  # one edit: one undo step
+        self._refresh_all()
+        self.notify(f"{len(changes)} suggestion(s) accepted (ctrl+z undoes them all)")
+
+    def action_diagnostics(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        self.busy = "checking"
+
+        def done(image: str | None) -> None:
+            self.busy = ""
+            if image is not None:
+                self.files.set_filter("")
+                self.files.move_to(image)
+            self._update_status()
+
+        self.push_screen(DiagnosticsScreen(ws), done)
+
+    def action_guide(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        self.push_screen(GuideScreen(self._guide_text()))
+
+    def _guide_text(self) -> str:
+        ws = self.ws
+        assert ws is not None
+        return render_guide(ws.strategy, ws.tag_counts(), len(ws.images))
 
     def action_toggle_image_tag(self) -> None:
         ws = self.ws
@@ -474,6 +540,8 @@ class CuratorApp(App[int]):
             if profile_path is None:
                 profile_path = library_path(ws.strategy.name or ws.root.name)
             save_profile(ws.strategy, profile_path)
+            guide_path = profile_path.with_name(f"{profile_path.stem}.guide.md")
+            write_file_atomic(guide_path, self._guide_text().encode("utf-8"))
             if not ws.state.profile_ref:
                 ws.use_strategy(ws.strategy, str(profile_path))
             message += f"; profile saved to {profile_path}"

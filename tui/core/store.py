@@ -326,6 +326,58 @@ class Store:
         with self.transaction():
             self.set_meta("cursor", str(seq))
 
+    # ---- image measures (a cache for tui/core/checks.py) -----------------------------------
+
+    # One row per image: (image, version, size, mtime_ns, digest, width, height, sharpness,
+    # dhash, error). `dhash` is an unsigned 64-bit hash, kept signed in SQLite's INTEGER.
+    _MEASURES_SQL = """
+    CREATE TABLE IF NOT EXISTS measures (
+        image TEXT PRIMARY KEY, version INTEGER NOT NULL, size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL, digest BLOB NOT NULL, width INTEGER NOT NULL,
+        height INTEGER NOT NULL, sharpness REAL NOT NULL, dhash INTEGER NOT NULL,
+        error TEXT NOT NULL
+    )
+    """
+
+    def measures(self) -> dict[str, tuple[Any, ...]]:
+        """The cached image measures: image → its row, as given to `save_measures`.
+
+        Empty when none were saved yet (the table is created by the first save)."""
+        try:
+            rows = self.conn.execute(
+                "SELECT image, version, size, mtime_ns, digest, width, height, sharpness, "
+                "dhash, error FROM measures"
+            ).fetchall()
+        except sqlite3.OperationalError:  # no table yet (or a read-only state without it)
+            return {}
+        return {r[0]: (*r[:8], r[8] & 0xFFFF_FFFF_FFFF_FFFF, r[9]) for r in rows}
+
+    def save_measures(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Cache image measures, replacing older rows of the same images.
+
+        Written through a connection of its own, so a worker thread can save while the
+        app's thread uses the main connection (WAL lets them take turns)."""
+        if self.read_only:
+            raise StateError(f"{self.path}: opened read-only; measures are not saved")
+        data = [
+            (*row[:8], row[8] - (1 << 64) if row[8] >= 1 << 63 else row[8], row[9]) for row in rows
+        ]
+        if not data:
+            return
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=5)
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: cannot save image measures ({exc})") from None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(self._MEASURES_SQL)
+            conn.executemany("INSERT OR REPLACE INTO measures VALUES (?,?,?,?,?,?,?,?,?,?)", data)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: cannot save image measures ({exc})") from None
+        finally:
+            conn.close()
+
 
 def state_exists(root: Path) -> bool:
     return os.path.exists(state_path(root))

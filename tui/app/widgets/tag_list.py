@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.text import Text
 
 from tui.app.widgets.virtual_list import VirtualList
 from tui.core.strategy import UNSORTED
+from tui.core.suggest import Suggestion
 from tui.core.workspace import Workspace
 
 BUCKET_LETTERS = {"trait": "T", "context": "C", "flaw": "F", "drop": "D", UNSORTED: "·"}
@@ -21,6 +24,7 @@ class TagList(VirtualList[str]):
         self.workspace: Workspace | None = None
         self.dataset_view = False
         self.image: str | None = None
+        self.suggestions: Mapping[str, Suggestion] = {}
 
     def bucket_style(self, bucket: str, extra: str = "") -> str:
         return self.theme_style(f"bucket-{bucket}", extra)
@@ -40,7 +44,12 @@ class TagList(VirtualList[str]):
             removed = edits is not None and row.casefold() in edits.removed
         text = Text()
         letter = f" {BUCKET_LETTERS[bucket]} "
-        if bucket == UNSORTED:
+        suggestion = self.suggestions.get(row) if bucket == UNSORTED else None
+        if suggestion is not None:
+            # A ghost: the suggested bucket's letter, lower case and dim, until accepted (s).
+            ghost = f" {BUCKET_LETTERS[suggestion.bucket].lower()} "
+            text.append(ghost, style=self.bucket_style(suggestion.bucket, "dim italic"))
+        elif bucket == UNSORTED:
             text.append(letter, style=self.bucket_style(bucket, "bold"))
         else:
             text.append(letter, style=self.bucket_style(bucket, "bold reverse"))

@@ -1,0 +1,683 @@
+"""Diagnostics of a dataset: what the caption mechanism of docs/tagging.md predicts will go wrong.
+
+Two kinds of checks:
+
+- tag checks, from the tags and the working strategy alone (fast): inconsistent traits,
+  constant context, the double-up risk, uncaptioned images, empty captions, stem collisions;
+- image checks, from measures of the pictures (:func:`measure_images`, slow the first time,
+  then cached in the dataset's state): untagged blur, untagged low resolution, identical files
+  and near-identical images.
+
+:func:`run_checks` gives both as :class:`Finding` objects; without measures it gives the tag
+checks only, so the app can show them at once and add the image checks when measuring is done.
+
+Sharpness is the variance of a Laplacian on a greyscale copy downscaled to at most 256 px, and
+an image is "much less sharp" when it is under ``blur_ratio`` times the **median** of the
+dataset. The median is the reference whatever the dataset: with one image nothing is ever
+flagged, with two the lesser must be under ``blur_ratio / (2 - blur_ratio)`` of the other, and
+when most images are blurry the median is blurry too, so only the worst stand out. Images
+already tagged ``blurry`` (or ``motion blur``) are part of the median but never flagged.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, ImageMath
+
+from tui.core.preview import MAX_PREVIEW_PIXELS
+from tui.core.profile import CHECK_DEFAULTS
+from tui.core.store import StateError, content_hash
+from tui.core.strategy import Strategy
+from tui.core.suggest import percent
+from tui.core.tag_knowledge import classify_tag
+from tui.core.workspace import Workspace
+
+KINDS = (
+    "inconsistent-trait",
+    "constant-context",
+    "double-up",
+    "untagged-blur",
+    "untagged-lowres",
+    "identical-files",
+    "near-duplicates",
+    "unreadable-image",
+    "uncaptioned",
+    "empty-caption",
+    "stem-collision",
+)
+"""Every kind of finding, in the order `run_checks` reports them."""
+
+SEVERITIES = ("problem", "advice")
+
+# Tags that already bind an image's blur / low resolution (compared case-insensitively, as
+# written after aliases).
+BLUR_TAGS = frozenset({"blurry", "motion blur"})
+LOWRES_TAGS = frozenset({"lowres"})
+# Families of absorbed traits that users naturally type in a prompt (the four-ears case).
+PROMPTABLE_TRAIT_FAMILIES = frozenset({"hair", "eyes", "body", "clothing"})
+
+# Sharpness and the perceptual hash are computed on a greyscale copy at most this wide/tall.
+MEASURE_SIDE = 256
+# Bump when the measuring changes: cached measures of another version are measured again.
+MEASURE_VERSION = 1
+# Prefix of the error of an image refused by the size guard (not broken: just not measured).
+TOO_LARGE = "too large to measure"
+# Rows saved to the state at a time (an interrupted run keeps what it measured).
+_SAVE_BATCH = 256
+# Near-duplicate search falls back to comparing every pair above this Hamming distance.
+_MAX_INDEXED_DISTANCE = 15
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One diagnostic for the user.
+
+    ``images`` names the images concerned (relative paths). For the tag findings
+    (``inconsistent-trait``, ``constant-context``) they are the images *without* the tag: the
+    ones to look at. ``double-up`` names none (it is about prompting)."""
+
+    kind: str
+    severity: str
+    message: str
+    images: tuple[str, ...]
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class ImageMeasure:
+    """What the image checks need to know of one image file.
+
+    ``size`` and ``mtime_ns`` identify the file's version (the cache key with the image path);
+    ``digest`` hashes its bytes; ``width``/``height`` are the full size from its header;
+    ``sharpness`` is the Laplacian variance at most 256 px; ``dhash`` a 64-bit difference hash.
+    A file that could not be measured has an ``error`` (and zero measures)."""
+
+    size: int
+    mtime_ns: int
+    digest: bytes
+    width: int
+    height: int
+    sharpness: float
+    dhash: int
+    error: str = ""
+
+
+def thresholds(strategy: Strategy) -> dict[str, float]:
+    """The check thresholds in force: the profile's ``[checks]`` over ``CHECK_DEFAULTS``."""
+    return {**CHECK_DEFAULTS, **strategy.checks}
+
+
+# ---- measuring images ---------------------------------------------------------------------
+
+
+def _grey(image: Image.Image) -> Image.Image:
+    """A greyscale ("L") copy of a decoded image; transparency is composited onto white."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        image = image.convert("I") if mode != "F" else image
+        lo, hi = image.getextrema()
+        span = (hi - lo) or 1
+        return image.point(lambda v: (v - lo) * 255 / span).convert("L")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        flat.alpha_composite(rgba)
+        return flat.convert("L")
+    return image.convert("L") if mode != "L" else image
+
+
+def _sharpness(grey: Image.Image) -> float:
+    """Variance of the 4-neighbour Laplacian of a greyscale image (0 for images under 3 px).
+
+    Computed in floating point on cropped, shifted copies (no clipping of strong edges), the
+    mean and mean square taken by box-resizing to one pixel: Pillow only, no Python loop."""
+    w, h = grey.size
+    if w < 3 or h < 3:
+        return 0.0
+    f = grey.convert("F")
+    centre = f.crop((1, 1, w - 1, h - 1))
+    up = f.crop((1, 0, w - 1, h - 2))
+    down = f.crop((1, 2, w - 1, h))
+    left = f.crop((0, 1, w - 2, h - 1))
+    right = f.crop((2, 1, w, h - 1))
+    lap = ImageMath.lambda_eval(
+        lambda a: a["u"] + a["d"] + a["l"] + a["r"] - a["c"] * 4,
+        u=up,
+        d=down,
+        l=left,
+        r=right,
+        c=centre,
+    )
+    square = ImageMath.lambda_eval(lambda a: a["x"] * a["x"], x=lap)
+    box = Image.Resampling.BOX
+    mean = lap.resize((1, 1), box).getpixel((0, 0))
+    mean_square = square.resize((1, 1), box).getpixel((0, 0))
+    return max(0.0, float(mean_square) - float(mean) ** 2)  # type: ignore[arg-type]
+
+
+def _dhash(grey: Image.Image) -> int:
+    """A 64-bit difference hash: is each of 8×8 cells brighter than its right neighbour."""
+    small = grey.resize((9, 8), Image.Resampling.BOX)
+    pixels = small.tobytes()
+    value = 0
+    for row in range(8):
+        base = row * 9
+        for col in range(8):
+            value = (value << 1) | (pixels[base + col] > pixels[base + col + 1])
+    return value
+
+
+def measure_file(path: str | os.PathLike[str]) -> ImageMeasure:
+    """Measure one image file; never raises (a file that cannot be measured gets an error)."""
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return ImageMeasure(0, 0, b"", 0, 0, 0.0, 0, f"cannot read: {exc.strerror or exc}")
+    size, mtime_ns = st.st_size, st.st_mtime_ns
+    digest = content_hash(data) or b""
+    width = height = 0
+    try:
+        with warnings.catch_warnings():
+            # Our own size guard below replaces Pillow's warning (which would print on the
+            # terminal); threads all install the same filter, so their races are harmless.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
+            width, height = im.size
+            if width * height > MAX_PREVIEW_PIXELS:
+                return ImageMeasure(
+                    size,
+                    mtime_ns,
+                    digest,
+                    width,
+                    height,
+                    0.0,
+                    0,
+                    f"{TOO_LARGE}: {width}×{height} px is over "
+                    f"{MAX_PREVIEW_PIXELS // 1_000_000} MP; not decoded",
+                )
+            if im.format == "JPEG":
+                im.draft("L", (MEASURE_SIDE, MEASURE_SIDE))
+            im.load()
+            grey = _grey(im)
+            grey.thumbnail((MEASURE_SIDE, MEASURE_SIDE), Image.Resampling.BOX)
+            return ImageMeasure(
+                size, mtime_ns, digest, width, height, _sharpness(grey), _dhash(grey)
+            )
+    except Image.DecompressionBombError:
+        error = f"{TOO_LARGE}: over Pillow's decompression-bomb limit; not decoded"
+    except Exception as exc:  # any decoder failure is a broken image
+        error = f"cannot decode: {exc.__class__.__name__}: {exc}"
+    return ImageMeasure(size, mtime_ns, digest, width, height, 0.0, 0, error)
+
+
+def _row(image: str, m: ImageMeasure) -> tuple[Any, ...]:
+    """The state's row of a measure (see `Store.save_measures`)."""
+    return (image, MEASURE_VERSION, m.size, m.mtime_ns, m.digest, m.width, m.height,
+            m.sharpness, m.dhash, m.error)  # fmt: skip
+
+
+def _from_row(row: tuple[Any, ...]) -> ImageMeasure:
+    _, _, size, mtime_ns, digest, width, height, sharpness, dhash, error = row
+    return ImageMeasure(
+        int(size), int(mtime_ns), bytes(digest), int(width), int(height), float(sharpness),
+        int(dhash), str(error),
+    )  # fmt: skip
+
+
+def measure_images(
+    ws: Workspace, progress: Callable[[int, int], None] | None = None
+) -> dict[str, ImageMeasure]:
+    """Measure every image of the workspace: image (relative path) → :class:`ImageMeasure`.
+
+    Measures cached in the dataset's state are reused while the file's size and mtime are
+    unchanged; the others are computed (Pillow, in a few threads: decoding releases the GIL)
+    and saved to the state. A workspace without a writable state computes everything and
+    saves nothing. ``progress(done, total)`` is called in the caller's thread as images are
+    done. Safe to call from a worker thread.
+    """
+    store = ws.store
+    writable = store is not None and not store.read_only
+    cached = store.measures() if store is not None else {}
+    root = str(ws.root)
+    total = len(ws.images)
+    out: dict[str, ImageMeasure] = {}
+    todo: list[str] = []
+    for entry in ws.images:
+        image = entry.image
+        row = cached.get(image)
+        if row is not None and row[1] == MEASURE_VERSION:
+            try:
+                st = os.stat(os.path.join(root, image))
+            except OSError:
+                st = None
+            if st is not None and (st.st_size, st.st_mtime_ns) == (row[2], row[3]):
+                out[image] = _from_row(row)
+                continue
+        todo.append(image)
+    done = len(out)
+    if progress is not None:
+        progress(done, total)
+    if not todo:
+        return out
+
+    pending: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        nonlocal writable
+        if writable and pending:
+            assert store is not None
+            try:
+                store.save_measures(pending)
+            except StateError:
+                writable = False  # the cache is an optimisation: measuring goes on
+        pending.clear()
+
+    workers = max(1, min(4, os.cpu_count() or 1, len(todo)))
+    paths = [os.path.join(root, image) for image in todo]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="measure") as pool:
+        for image, measure in zip(todo, pool.map(measure_file, paths), strict=True):
+            out[image] = measure
+            pending.append(_row(image, measure))
+            done += 1
+            if len(pending) >= _SAVE_BATCH:
+                flush()
+            if progress is not None:
+                progress(done, total)
+    flush()
+    return out
+
+
+# ---- the checks ---------------------------------------------------------------------------
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _share(threshold: float) -> str:
+    return f"{threshold * 100:g}%"
+
+
+class _TagIndex:
+    """Each image's tags as written after aliases (casefolded), and the images of each tag."""
+
+    def __init__(self, ws: Workspace) -> None:
+        strategy = ws.strategy
+        aliases = strategy.alias_index
+        self.by_image: dict[str, frozenset[str]] = {}
+        self.spelling: dict[str, str] = {}  # casefold → the tag as first seen (written)
+        self.count: dict[str, int] = defaultdict(int)
+        self.captioned: list[str] = []
+        for entry in ws.images:
+            keys = set()
+            for tag in ws.image_tags(entry.image):
+                written = aliases.get(tag.casefold(), tag)
+                key = written.casefold()
+                keys.add(key)
+                self.spelling.setdefault(key, written)
+            frozen = frozenset(keys)
+            self.by_image[entry.image] = frozen
+            if frozen:
+                self.captioned.append(entry.image)
+            for key in frozen:
+                self.count[key] += 1
+
+    def without(self, key: str) -> tuple[str, ...]:
+        """The captioned images that lack a tag."""
+        by_image = self.by_image
+        return tuple([i for i in self.captioned if key not in by_image[i]])
+
+
+def _tag_findings(ws: Workspace, index: _TagIndex, limits: Mapping[str, float]) -> list[Finding]:
+    strategy = ws.strategy
+    total = len(index.captioned)
+    if total == 0:
+        return []
+    findings: list[Finding] = []
+    by_count = sorted(index.count, key=lambda k: (-index.count[k], k))
+    inconsistent = limits["inconsistent_trait"]
+    constant = limits["constant_context"]
+    pattern = strategy.pattern
+    for key in by_count:
+        bucket = strategy.bucket_of(index.spelling[key])
+        n = index.count[key]
+        tag = index.spelling[key]
+        if bucket == "trait" and n < inconsistent * total:
+            missing = index.without(key)
+            if pattern == "absorb":
+                why = (
+                    "under absorb the trigger learns the look both with and without it; "
+                    "tag it on the images that show it, or sort it as context if it varies"
+                )
+            else:
+                why = (
+                    f"{pattern} keeps the tag, but where the feature shows untagged the "
+                    "trigger learns it (and under absorb it would learn the look both with "
+                    "and without it); tag it on the images that show it"
+                )
+            findings.append(
+                Finding(
+                    "inconsistent-trait",
+                    "problem",
+                    f'trait "{tag}" is on only {n} of {total} captioned images '
+                    f"({percent(n, total)}%, under {_share(inconsistent)}): {why}; "
+                    f"missing on {_plural(len(missing), 'image')}",
+                    missing,
+                    tag,
+                )
+            )
+        elif bucket == "context" and n >= constant * total:
+            missing = index.without(key)
+            where = (
+                f"on every one of the {total} captioned images"
+                if not missing
+                else f"on {n} of {total} captioned images ({percent(n, total)}%)"
+            )
+            findings.append(
+                Finding(
+                    "constant-context",
+                    "problem",
+                    f'context "{tag}" is {where}: it cannot be separated from the trigger, '
+                    "which learns it whether it is tagged or not; add images without it, or "
+                    "sort it as a trait",
+                    missing,
+                    tag,
+                )
+            )
+    if pattern == "absorb":
+        natural = [
+            index.spelling[key]
+            for key in by_count
+            if strategy.bucket_of(index.spelling[key]) == "trait"
+            and (match := classify_tag(index.spelling[key])) is not None
+            and match.family in PROMPTABLE_TRAIT_FAMILIES
+        ]
+        if natural:
+            shown = ", ".join(natural[:15])
+            if len(natural) > 15:
+                shown += f", … ({len(natural) - 15} more in `lora-curator guide`)"
+            findings.append(
+                Finding(
+                    "double-up",
+                    "advice",
+                    f"absorbed by the trigger: {shown} — don't prompt these; they stack on "
+                    "what the trigger learned (the four-ears case)",
+                    (),
+                )
+            )
+    return findings
+
+
+def _image_findings(
+    index: _TagIndex, measures: Mapping[str, ImageMeasure], limits: Mapping[str, float]
+) -> list[Finding]:
+    findings: list[Finding] = []
+    images = [i for i in index.by_image if i in measures]
+    good = [i for i in images if not measures[i].error]
+
+    # Untagged blur: much less sharp than the dataset's median.
+    if good:
+        median = statistics.median(measures[i].sharpness for i in good)
+        ratio = limits["blur_ratio"]
+        if median > 0:
+            blurred = sorted(
+                (
+                    i
+                    for i in good
+                    if measures[i].sharpness < ratio * median and not index.by_image[i] & BLUR_TAGS
+                ),
+                key=lambda i: (measures[i].sharpness, i),
+            )
+            if blurred:
+                findings.append(
+                    Finding(
+                        "untagged-blur",
+                        "problem",
+                        f"{_plural(len(blurred), 'image')} much less sharp than the rest "
+                        f"(under {_share(ratio)} of the dataset's median sharpness) without "
+                        "`blurry`: tag them `blurry` (a flaw) so the blur binds to that tag, "
+                        "not to the trigger",
+                        tuple(blurred),
+                    )
+                )
+
+    # Untagged low resolution: both sides at most `lowres_side`.
+    side = limits["lowres_side"]
+    small = [
+        i
+        for i in images
+        if 0 < measures[i].width <= side
+        and 0 < measures[i].height <= side
+        and not index.by_image[i] & LOWRES_TAGS
+    ]
+    if small:
+        findings.append(
+            Finding(
+                "untagged-lowres",
+                "problem",
+                f"{_plural(len(small), 'image')} of at most {side:g}×{side:g} px without "
+                "`lowres`: tag them `lowres` (a flaw) or replace them with larger ones",
+                tuple(small),
+            )
+        )
+
+    # Identical files: the same bytes.
+    groups: dict[tuple[int, bytes], list[str]] = defaultdict(list)
+    for i in images:
+        m = measures[i]
+        if m.digest:
+            groups[(m.size, m.digest)].append(i)
+    for same in sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0]):
+        findings.append(
+            Finding(
+                "identical-files",
+                "problem",
+                f"{_plural(len(same), 'file')} with identical bytes: the same picture trains "
+                f"{len(same)} times; keep one",
+                tuple(same),
+            )
+        )
+
+    # Near-identical images: perceptual hashes within `near_duplicate_distance` bits.
+    distance = int(limits["near_duplicate_distance"])
+    for cluster in _near_duplicates(good, measures, distance):
+        findings.append(
+            Finding(
+                "near-duplicates",
+                "problem",
+                f"{_plural(len(cluster), 'image')} that look nearly the same (perceptual hashes "
+                f"within {distance} bits, same shape): they weigh as one picture trained "
+                f"{len(cluster)} times; keep the best",
+                tuple(cluster),
+            )
+        )
+
+    # Images that could not be measured.
+    broken = sorted(i for i in images if measures[i].error and not _too_large(measures[i]))
+    for i in broken:
+        findings.append(
+            Finding(
+                "unreadable-image",
+                "problem",
+                f"{measures[i].error}: trainers will fail on it too; replace or remove it",
+                (i,),
+            )
+        )
+    huge = sorted(i for i in images if _too_large(measures[i]))
+    if huge:
+        findings.append(
+            Finding(
+                "unreadable-image",
+                "advice",
+                f"{_plural(len(huge), 'image')} too large to measure (over "
+                f"{MAX_PREVIEW_PIXELS // 1_000_000} MP): not checked for blur or duplicates",
+                tuple(huge),
+            )
+        )
+    return findings
+
+
+def _too_large(m: ImageMeasure) -> bool:
+    return m.error.startswith(TOO_LARGE)
+
+
+def _same_aspect(a: ImageMeasure, b: ImageMeasure) -> bool:
+    """Whether two images have the same aspect ratio, within 1% or one pixel of rounding.
+
+    A resized, re-encoded or retouched copy keeps its aspect ratio; different pictures of one
+    pose on a flat background can share a 64-bit hash but seldom their exact shape."""
+    if min(a.width, a.height, b.width, b.height) <= 0:
+        return False
+    ra, rb = a.width / a.height, b.width / b.height
+    tolerance = max(0.01, 1 / min(a.width, a.height, b.width, b.height))
+    return abs(ra - rb) <= tolerance * max(ra, rb)
+
+
+def _near_duplicates(
+    images: list[str], measures: Mapping[str, ImageMeasure], distance: int
+) -> list[list[str]]:
+    """Clusters (connected by pairs within `distance` bits) of images with different bytes.
+
+    Candidate pairs come from a pigeonhole index: two 64-bit hashes within d bits agree
+    exactly on at least one of d + 1 disjoint slices, so only images sharing a slice value
+    are compared."""
+    if distance < 0 or len(images) < 2:
+        return []
+    parent = {i: i for i in images}
+
+    def find(i: str) -> str:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def close(a: str, b: str) -> bool:
+        ma, mb = measures[a], measures[b]
+        return (
+            ma.digest != mb.digest
+            and (ma.dhash ^ mb.dhash).bit_count() <= distance
+            and _same_aspect(ma, mb)
+        )
+
+    if distance > _MAX_INDEXED_DISTANCE:
+        pairs: Iterable[tuple[str, str]] = (
+            (a, b) for n, a in enumerate(images) for b in images[n + 1 :]
+        )
+    else:
+        slices = distance + 1
+        bounds = [round(64 * k / slices) for k in range(slices + 1)]
+        seen: set[tuple[str, str]] = set()
+        found: list[tuple[str, str]] = []
+        for k in range(slices):
+            lo, hi = bounds[k], bounds[k + 1]
+            mask = (1 << (hi - lo)) - 1
+            buckets: dict[int, list[str]] = defaultdict(list)
+            for i in images:
+                buckets[(measures[i].dhash >> lo) & mask].append(i)
+            for members in buckets.values():
+                for n, a in enumerate(members):
+                    for b in members[n + 1 :]:
+                        if (a, b) not in seen:
+                            seen.add((a, b))
+                            found.append((a, b))
+        pairs = found
+    linked: set[str] = set()
+    for a, b in pairs:
+        if close(a, b):
+            parent[find(a)] = find(b)
+            linked.update((a, b))
+    clusters: dict[str, list[str]] = defaultdict(list)
+    for i in sorted(linked):
+        clusters[find(i)].append(i)
+    return sorted((c for c in clusters.values() if len(c) > 1), key=lambda c: c[0])
+
+
+def _caption_findings(ws: Workspace, index: _TagIndex) -> list[Finding]:
+    findings: list[Finding] = []
+    untagged = [e for e in ws.images if not index.by_image[e.image]]
+    if untagged:
+        missing = sum(not e.caption_exists for e in untagged)
+        how = (
+            "no caption file"
+            if missing == len(untagged)
+            else "a caption file without tags"
+            if missing == 0
+            else f"{missing} without a caption file, the others with no tags in it"
+        )
+        them = "it" if len(untagged) == 1 else "them"
+        findings.append(
+            Finding(
+                "uncaptioned",
+                "problem",
+                f"{_plural(len(untagged), 'image')} without tags ({how}): everything in "
+                f"{them} binds to the trigger; tag {them} (e.g. with a WD14 tagger) or remove "
+                f"{them}",
+                tuple(e.image for e in untagged),
+            )
+        )
+    renderer = ws.renderer()
+    empty = [
+        e.image
+        for e in ws.images
+        if index.by_image[e.image] and not renderer.render(ws.image_tags(e.image))
+    ]
+    if empty:
+        findings.append(
+            Finding(
+                "empty-caption",
+                "problem",
+                f"{_plural(len(empty), 'image')} whose caption renders empty: the strategy "
+                "removes all their tags and there is no trigger, so no caption is written "
+                "(kohya fails on an empty caption file); set a trigger or keep some tags",
+                tuple(empty),
+            )
+        )
+    for caption, names in sorted(ws.scan.collisions.items()):
+        findings.append(
+            Finding(
+                "stem-collision",
+                "problem",
+                f"{len(names)} images share the caption file {caption} in every trainer; "
+                "rename all but one (lora-curator does not write it)",
+                tuple(names),
+            )
+        )
+    return findings
+
+
+def run_checks(ws: Workspace, measures: Mapping[str, ImageMeasure] | None = None) -> list[Finding]:
+    """Every finding on the workspace, with the working strategy and the thresholds of its
+    ``[checks]`` table (defaults ``CHECK_DEFAULTS``).
+
+    Without ``measures`` only the tag checks run (fast enough for the UI thread); pass the
+    result of :func:`measure_images` to add untagged blur and low resolution, identical files,
+    near-duplicates and unreadable images. Findings come in the order of ``KINDS``.
+    ``severity`` is ``"problem"`` except for advice (``double-up``, images too large to
+    measure), which must not change an exit code.
+    """
+    limits = thresholds(ws.strategy)
+    index = _TagIndex(ws)
+    findings = _tag_findings(ws, index, limits)
+    if measures is not None:
+        findings += _image_findings(index, measures, limits)
+    findings += _caption_findings(ws, index)
+    order = {kind: n for n, kind in enumerate(KINDS)}
+    findings.sort(key=lambda f: order[f.kind])  # stable: each kind keeps its own order
+    return findings
+
+
+def has_problem(findings: Iterable[Finding]) -> bool:
+    """Whether any finding is a problem (advice alone is a clean bill)."""
+    return any(f.severity == "problem" for f in findings)
