@@ -174,6 +174,16 @@ def _with_overrides(strategy: Strategy, pattern: str | None, trigger: str | None
     return strategy
 
 
+def _print_rows(rows: list[dict[str, object]], as_json: bool, line: str) -> None:
+    """Rows on stdout: a JSON list, or one `line.format(**row)` each."""
+    if as_json:
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        for row in rows:
+            print(line.format(**row))
+
+
 def _report_problems(ws: Workspace) -> None:
     for problem in ws.problems:
         _err_file(problem.path, problem.message)
@@ -226,12 +236,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
             }
             for tag, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].casefold()))
         ]
-        if args.json:
-            json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
-            sys.stdout.write("\n")
-        else:
-            for row in rows:
-                print(f"{row['tag']}\t{row['images']}\t{row['percent']:.1f}%\t{row['bucket']}")
+        _print_rows(rows, args.json, "{tag}\t{images}\t{percent:.1f}%\t{bucket}")
         return EXIT_OK
 
 
@@ -290,12 +295,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
                 suggestions.items(), key=lambda ts: (-counts[ts[0]], ts[0].casefold())
             )
         ]
-        if args.json:
-            json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
-            sys.stdout.write("\n")
-        else:
-            for row in rows:
-                print(f"{row['tag']}\t{row['bucket']}\t{row['reason']}")
+        _print_rows(rows, args.json, "{tag}\t{bucket}\t{reason}")
         return EXIT_OK
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from PIL import Image, ImageMath
 
-from tui.core.preview import MAX_PREVIEW_PIXELS
+from tui.core.preview import MAX_PREVIEW_PIXELS, flatten
 from tui.core.profile import CHECK_DEFAULTS
 from tui.core.store import StateError, content_hash
 from tui.core.strategy import Strategy
@@ -121,18 +121,7 @@ def thresholds(strategy: Strategy) -> dict[str, float]:
 
 def _grey(image: Image.Image) -> Image.Image:
     """A greyscale ("L") copy of a decoded image; transparency is composited onto white."""
-    mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        image = image.convert("I") if mode != "F" else image
-        lo, hi = image.getextrema()
-        span = (hi - lo) or 1
-        return image.point(lambda v: (v - lo) * 255 / span).convert("L")
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        flat = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        flat.alpha_composite(rgba)
-        return flat.convert("L")
-    return image.convert("L") if mode != "L" else image
+    return flatten(image, (255, 255, 255)).convert("L")
 
 
 def _sharpness(grey: Image.Image) -> float:

@@ -41,7 +41,9 @@ def fit_size(width: int, height: int, max_w: int, max_h: int) -> tuple[int, int]
     return (max(1, round(width * scale)), max(1, round(height * scale)))
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def flatten(image: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
+    """An 8-bit RGB version of any decoded image: 16-bit and float greyscale are scaled by
+    their own range, transparency is composited onto `background`."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # 16-bit/float greyscale: scale to 8 bits by the image's own range.
@@ -50,9 +52,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         span = (hi - lo) or 1
         image = image.point(lambda v: (v - lo) * 255 / span).convert("L")
         mode = "L"
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, BACKGROUND)
+        flat = Image.new("RGB", rgba.size, background)
         flat.paste(rgba, mask=rgba.getchannel("A"))
         return flat
     # CMYK (Pillow handles Adobe's inverted JPEGs), P, L, 1...: a plain conversion.
@@ -100,7 +102,7 @@ def load_preview(path: str | os.PathLike[str], max_w: int, max_h: int) -> Previe
             if im.format == "JPEG":
                 im.draft("RGB", (target[0] * 2, target[1] * 2))
             im.load()
-            small = _to_rgb(im)
+            small = flatten(im)
             if small.size != target:
                 small = small.resize(target, Image.Resampling.LANCZOS)
             else:
