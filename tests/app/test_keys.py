@@ -12,7 +12,7 @@ from tui.app.screens.dialogs import ConfirmScreen, ProfilePicker, PromptScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.reports import DiagnosticsScreen, GuideScreen
 from tui.core.profile import library_path, load_profile, save_profile
-from tui.core.strategy import Strategy
+from tui.core.strategy import CaptionFormat, Strategy
 from tui.core.workspace import Workspace
 
 TRAITS = ["bangs", "black hair", "grey pants", "grey socks", "orange shirt", "short hair"]
@@ -401,3 +401,19 @@ async def test_ctrl_g_shows_the_prompt_guide_and_save_writes_it(sample_copy: Pat
         await settle(pilot, app)
         guide = ref.with_name("kaede.guide.md")
         assert guide.read_text(encoding="utf-8") == app._guide_text()
+
+
+async def test_o_with_another_caption_format_reopens_the_dataset(make_dataset) -> None:
+    root = make_dataset({"a.png": None, "a.txt": "black_hair, smile\n"})
+    save_profile(
+        Strategy(name="raw", caption=CaptionFormat(underscores="keep")), library_path("raw")
+    )
+    app = CuratorApp(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        assert list(app.tags.rows) == ["black hair", "smile"]
+        await pilot.press("o", "enter")
+        await settle(pilot, app)
+        assert app.is_running and not app.fatal
+        assert app.ws.strategy.name == "raw"
+        assert list(app.tags.rows) == ["black_hair", "smile"]

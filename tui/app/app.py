@@ -449,7 +449,8 @@ class CuratorApp(App[int]):
         tags.dataset_view = not tags.dataset_view
         tags.border_title = "Tags · dataset" if tags.dataset_view else "Tags · image"
         current = tags.current
-        tags.set_filter("") if tags.filter_text else None
+        if tags.filter_text:
+            tags.set_filter("")
         tags.set_rows(
             self._dataset_rows() if tags.dataset_view else self._image_rows(self.image or ""),
             keep=current,
@@ -581,8 +582,10 @@ class CuratorApp(App[int]):
             old = self.ws.strategy.caption
             new = strategy.caption
             if (old.extension, old.underscores) != (new.extension, new.underscores):
-                # Captions pair or parse differently: open the dataset again with it.
+                # Captions pair or parse differently: open the dataset again with it
+                # (closing this one first: it holds the dataset's lock).
                 self.busy = "loading"
+                self.ws.close()
                 self._open_dataset(strategy, str(path))
                 return
             self.ws.use_strategy(strategy, str(path))

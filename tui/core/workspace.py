@@ -399,6 +399,8 @@ class Workspace:
         caption = self.caption_for(image)
         if not caption or entry.caption in self.scan.collisions:
             return False
+        if entry.caption in self.unreadable or entry.caption in self.changed_on_disk:
+            return False  # a save will not write it (the file list flags it instead)
         return content_hash(caption.encode("utf-8")) != self.disk_hash.get(entry.caption)
 
     # ---- edits ------------------------------------------------------------------------------
