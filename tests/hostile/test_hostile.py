@@ -139,17 +139,21 @@ def check_case(root: Path, profile: Path, cli_main, tree_snapshot) -> Outcome:
 
 class Unreadable:
     """Makes files or folders unreadable: `chmod`, and as root (who reads anything) a failing
-    `open`/`io.open`/`os.scandir` for those paths, as a user would get."""
+    `open`/`io.open`/`os.open`/`os.scandir` for those paths, as a user would get."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, tree_snapshot) -> None:
         self.denied: dict[str, tuple[int, int]] = {}  # real path → (mode, mode to put back)
         self.active = True
         self._tree_snapshot = tree_snapshot
-        real_open, real_scandir = builtins.open, os.scandir
+        real_open, real_os_open, real_scandir = builtins.open, os.open, os.scandir
 
         def guarded_open(file, *args, **kwargs):
             self.check(file)
             return real_open(file, *args, **kwargs)
+
+        def guarded_os_open(path, flags, *args, **kwargs):
+            self.check(path)
+            return real_os_open(path, flags, *args, **kwargs)
 
         def guarded_scandir(path="."):
             self.check(path)
@@ -158,6 +162,7 @@ class Unreadable:
         if os.geteuid() == 0:
             monkeypatch.setattr(builtins, "open", guarded_open)
             monkeypatch.setattr(io, "open", guarded_open)
+            monkeypatch.setattr(os, "open", guarded_os_open)
             monkeypatch.setattr(os, "scandir", guarded_scandir)
 
     def check(self, target: object) -> None:

@@ -272,3 +272,17 @@ def test_parse_is_idempotent(text):
     assert parse_tags(", ".join(tags)) == tags
     assert len({t.casefold() for t in tags}) == len(tags)
     assert all(tags)
+
+
+@given(st.text(alphabet="ab(),\\: 1.\t", max_size=40))
+def test_the_fast_comma_split_agrees_with_the_careful_one(text: str) -> None:
+    # TagParser splits on plain commas and falls back to the careful split only when a
+    # piece's parentheses span a comma: both must give the same tags.
+    from tui.core.captions import _split_top_level, normalize_tag
+
+    expected: list[str] = []
+    for piece in _split_top_level(text):
+        tag = normalize_tag(piece)
+        if tag and tag.casefold() not in {t.casefold() for t in expected}:
+            expected.append(tag)
+    assert list(TagParser().parse(text)) == expected

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tui.core.dataset import scan_dataset
 from tui.core.writer import (
     TEMP_PREFIX,
     UnsafePathError,
-    remove_stale_temp_files,
+    remove_temp_file,
     resolve_inside,
     write_file_atomic,
 )
@@ -90,10 +91,13 @@ def test_resolve_inside_refuses_links_and_dotdot_leaving_the_root(tmp_path):
         resolve_inside(root, root / ".." / "c.txt")
 
 
-def test_remove_stale_temp_files_only_removes_temp_files(tmp_path):
+def test_the_scan_finds_only_temp_files_and_removing_one_keeps_the_rest(tmp_path):
     (tmp_path / f"{TEMP_PREFIX}a.txt.123").write_bytes(b"half")
+    (tmp_path / "a.png").write_bytes(b"img")
     (tmp_path / "a.txt").write_bytes(b"keep")
-    (tmp_path / "b.txt").write_bytes(b"keep")
-    removed = remove_stale_temp_files(tmp_path)
-    assert [p.name for p in removed] == [f"{TEMP_PREFIX}a.txt.123"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+    (tmp_path / ".hidden.txt").write_bytes(b"keep")
+    found = scan_dataset(tmp_path).temp_files
+    assert found == [f"{TEMP_PREFIX}a.txt.123"]
+    assert remove_temp_file(tmp_path / found[0])
+    assert not remove_temp_file(tmp_path / found[0])  # already gone: says so, no crash
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden.txt", "a.png", "a.txt"]

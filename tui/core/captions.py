@@ -134,29 +134,58 @@ def normalize_tag(raw: str, underscores: str = "spaces") -> str:
     return tag
 
 
+def _stands_alone(piece: str) -> bool:
+    """Whether a piece of a plain comma split is a whole tag: its unescaped parentheses close
+    (as `_split_top_level` counts them) and no trailing backslash escapes the comma."""
+    if "(" not in piece and "\\" not in piece:
+        return True
+    depth = 0
+    i = 0
+    n = len(piece)
+    while i < n:
+        ch = piece[i]
+        if ch == "\\":
+            if i == n - 1:
+                return False
+            i += 2
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        i += 1
+    return depth == 0
+
+
 class TagParser:
-    """Parses caption text into tags; remembers every raw piece it has normalised, since a
-    dataset repeats the same few thousand tags across all its captions."""
+    """Parses caption text into tags; remembers every raw piece it has seen, since a dataset
+    repeats the same few thousand tags across all its captions."""
 
     def __init__(self, underscores: str = "spaces") -> None:
         if underscores not in UNDERSCORE_MODES:
             raise ValueError(f"underscores must be one of {', '.join(UNDERSCORE_MODES)}")
         self.underscores = underscores
-        self._normalized: dict[str, tuple[str, str]] = {}
+        # raw piece → (tag, case-insensitive key, whether a plain comma split keeps it whole)
+        self._pieces: dict[str, tuple[str, str, bool]] = {}
+
+    def _learn(self, piece: str) -> tuple[str, str, bool]:
+        tag = normalize_tag(piece, self.underscores)
+        hit = (tag, tag.casefold(), _stands_alone(piece))
+        self._pieces[piece] = hit
+        return hit
 
     def parse(self, text: str) -> tuple[str, ...]:
         """Tags of a caption: split on commas, normalised, empty ones and duplicates dropped
         (the first spelling is kept; duplicates compare case-insensitively)."""
+        lookup = self._pieces.get
+        pieces = text.split(",")
+        hits = [lookup(p) or self._learn(p) for p in pieces]
+        if not all(hit[2] for hit in hits):
+            # A weighted tag like `(a, b:1.2)` spans a comma: split the careful way.
+            hits = [lookup(p) or self._learn(p) for p in _split_top_level(text)]
         out: list[str] = []
         seen: set[str] = set()
-        cache = self._normalized
-        for piece in _split_top_level(text):
-            hit = cache.get(piece)
-            if hit is None:
-                tag = normalize_tag(piece, self.underscores)
-                hit = (tag, tag.casefold())
-                cache[piece] = hit
-            tag, key = hit
+        for tag, key, _ in hits:
             if tag and key not in seen:
                 seen.add(key)
                 out.append(tag)

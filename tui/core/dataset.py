@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tui.core.writer import is_temp_file
+
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 # AVIF counts only where this Pillow can open it (checked lazily: importing Pillow costs time).
 OPTIONAL_EXTENSIONS = {".avif": "avif"}
@@ -31,6 +33,7 @@ class ScanResult:
     orphan_captions: list[str] = field(default_factory=list)
     collisions: dict[str, list[str]] = field(default_factory=dict)  # caption → images
     problems: list[tuple[str, str]] = field(default_factory=list)
+    temp_files: list[str] = field(default_factory=list)  # left by an interrupted save
 
 
 class DatasetError(Exception):
@@ -102,6 +105,9 @@ def scan_dataset(
             if is_dir:
                 if not name.startswith("."):
                     stack.append((entry.path, rel_name))
+                continue
+            if name[0] == "." and is_temp_file(name):
+                result.temp_files.append(rel_name)
                 continue
             dot = name.rfind(".")
             if dot <= 0:

@@ -237,12 +237,10 @@ class Store:
                 out[caption] = row[0]
         return out
 
-    def add_originals(self, snapshots: Iterable[tuple[str, bytes | None]]) -> None:
-        """Snapshot caption files seen for the first time (existing records are kept)."""
-        rows = []
-        for caption, data in snapshots:
-            digest = content_hash(data)
-            rows.append((caption, data, digest, digest))
+    def add_originals(self, snapshots: Iterable[tuple[str, bytes | None, bytes | None]]) -> None:
+        """Snapshot caption files seen for the first time: (caption, bytes, their hash);
+        existing records are kept."""
+        rows = [(caption, data, digest, digest) for caption, data, digest in snapshots]
         if not rows:
             return
         with self.transaction() as conn:

@@ -10,6 +10,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from tui.core.strategy import BUCKETS, PATTERNS, UNSORTED, Renderer, Strategy
 from tui.core.writer import (
     UnsafePathError,
     fsync_folder,
-    remove_stale_temp_files,
+    remove_temp_file,
     resolve_inside,
     write_file_atomic,
 )
@@ -142,6 +143,19 @@ class Problem:
     message: str
 
 
+def _read_file(path: str) -> bytes:
+    """A file's bytes with the fewest system calls (captions are small; this is the hot
+    loop of opening a dataset)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = [os.read(fd, 1 << 16)]
+        while len(chunks[-1]) == 1 << 16:
+            chunks.append(os.read(fd, 1 << 20))
+    finally:
+        os.close(fd)
+    return b"".join(chunks) if len(chunks) > 1 else chunks[0]
+
+
 def _is_read_only(path: Path) -> bool:
     """A file nobody may write (mode bits): the user asked for it to stay as it is."""
     try:
@@ -240,10 +254,8 @@ class Workspace:
         self.by_image = {e.image: e for e in scan.images}
         self.problems = [Problem(path, msg) for path, msg in scan.problems]
         if self.store is not None and not self.store.read_only:
-            folders = {os.path.dirname(e.caption) for e in scan.images}
-            for folder in folders:
-                for removed in remove_stale_temp_files(self.root / folder):
-                    rel = removed.relative_to(self.root).as_posix()
+            for rel in scan.temp_files:
+                if remove_temp_file(self.root / rel):
                     self.problems.append(
                         Problem(rel, "removed a temp file an interrupted save left")
                     )
@@ -257,15 +269,13 @@ class Workspace:
         total = len(captions)
         parser = self._parser
         assert parser is not None
-        new_snapshots: list[tuple[str, bytes | None]] = []
+        new_snapshots: list[tuple[str, bytes | None, bytes | None]] = []
         need_original: list[str] = []
         fix_known: list[tuple[str, bytes | None]] = []
         root = str(self.root)
         for i, caption in enumerate(captions):
-            path = os.path.join(root, caption)
             try:
-                with open(path, "rb") as fh:
-                    data: bytes | None = fh.read()
+                data: bytes | None = _read_file(os.path.join(root, caption))
             except FileNotFoundError:
                 data = None
             except OSError as exc:
@@ -284,7 +294,7 @@ class Workspace:
             record = records.get(caption)
             adopted = self.state.adopted.get(caption)
             if record is None:
-                new_snapshots.append((caption, data))
+                new_snapshots.append((caption, data, digest))
                 self._set_source(caption, data)
             elif adopted is not None or digest != record.original_hash:
                 # The source is not what is on disk: an adopted version or the original.
@@ -356,10 +366,8 @@ class Workspace:
     def tag_counts(self) -> Counter[str]:
         """Number of images each tag is on (per-image edits included)."""
         if self._counts is None:
-            counts: Counter[str] = Counter()
-            for entry in self.images:
-                counts.update(self.image_tags(entry.image))
-            self._counts = counts
+            image_tags = self.image_tags
+            self._counts = Counter(chain.from_iterable(image_tags(e.image) for e in self.images))
         return self._counts
 
     def renderer(self) -> Renderer:

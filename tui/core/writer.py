@@ -70,18 +70,15 @@ def resolve_inside(root: Path, path: Path) -> Path:
     return real
 
 
-def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Remove temp files a killed write left behind in `folder`; return what was removed."""
-    removed: list[Path] = []
+def is_temp_file(name: str) -> bool:
+    """A temp file a write of ours creates (and an interrupted one leaves behind)."""
+    return name.startswith(TEMP_PREFIX)
+
+
+def remove_temp_file(path: Path) -> bool:
+    """Remove a temp file an interrupted write left behind; False if it could not be."""
     try:
-        entries = list(os.scandir(folder))
+        os.unlink(path)
     except OSError:
-        return removed
-    for entry in entries:
-        if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
-            try:
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-            except OSError:
-                pass
-    return removed
+        return False
+    return True
