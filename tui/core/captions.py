@@ -18,6 +18,9 @@ _EMOTICON_MAX_LEN = 3
 _WEIGHTED = re.compile(r"^\(.*:\s*-?[0-9.]+\s*\)$", re.DOTALL)
 
 
+_BOM_STARTS = (b"\xef", b"\xff", b"\xfe")
+
+
 @dataclass(frozen=True)
 class DecodedCaption:
     """The text of a caption file and what had to be assumed to read it."""
@@ -59,6 +62,12 @@ def decode_caption(data: bytes) -> DecodedCaption:
     `_decode_legacy`) with a warning. Line endings become LF. Several non-empty lines are
     joined (their tags are all used) with a warning.
     """
+    if data[:1] not in _BOM_STARTS and b"\r" not in data and b"\n" not in data.rstrip(b"\n"):
+        # The common case (one UTF-8 line, as taggers write): no warning can arise.
+        try:
+            return DecodedCaption(data.decode("utf-8").rstrip("\n"))
+        except UnicodeDecodeError:
+            pass
     warnings: list[str] = []
     if data.startswith(b"\xef\xbb\xbf"):
         text = data[3:].decode("utf-8", errors="replace")
@@ -159,36 +168,52 @@ def _stands_alone(piece: str) -> bool:
 
 class TagParser:
     """Parses caption text into tags; remembers every raw piece it has seen, since a dataset
-    repeats the same few thousand tags across all its captions."""
+    repeats the same few thousand tags across all its captions (opening a dataset is mostly
+    this, so the common case runs in C: dict lookups over a plain comma split)."""
 
     def __init__(self, underscores: str = "spaces") -> None:
         if underscores not in UNDERSCORE_MODES:
             raise ValueError(f"underscores must be one of {', '.join(UNDERSCORE_MODES)}")
         self.underscores = underscores
-        # raw piece → (tag, case-insensitive key, whether a plain comma split keeps it whole)
-        self._pieces: dict[str, tuple[str, str, bool]] = {}
+        self._tag: dict[str, str] = {}  # raw piece → tag ("" when empty)
+        self._key: dict[str, str] = {}  # raw piece → case-insensitive key
+        self._split_pieces: set[str] = set()  # pieces whose parentheses span a comma
+        self._normal: dict[str, str] = {}  # stripped piece → tag
 
-    def _learn(self, piece: str) -> tuple[str, str, bool]:
-        tag = normalize_tag(piece, self.underscores)
-        hit = (tag, tag.casefold(), _stands_alone(piece))
-        self._pieces[piece] = hit
-        return hit
+    def _learn(self, pieces: list[str]) -> None:
+        for piece in pieces:
+            if piece not in self._tag:
+                # " smile" and "smile" are one tag: normalise each stripped spelling once.
+                stripped = piece.strip()
+                tag = self._normal.get(stripped)
+                if tag is None:
+                    tag = self._normal[stripped] = normalize_tag(stripped, self.underscores)
+                self._tag[piece] = tag
+                self._key[piece] = tag.casefold()
+                if not _stands_alone(piece):
+                    self._split_pieces.add(piece)
 
     def parse(self, text: str) -> tuple[str, ...]:
         """Tags of a caption: split on commas, normalised, empty ones and duplicates dropped
         (the first spelling is kept; duplicates compare case-insensitively)."""
-        lookup = self._pieces.get
         pieces = text.split(",")
-        hits = [lookup(p) or self._learn(p) for p in pieces]
-        if not all(hit[2] for hit in hits):
+        keys = list(map(self._key.get, pieces))
+        if None in keys:
+            self._learn(pieces)
+            keys = list(map(self._key.get, pieces))
+        if self._split_pieces and not self._split_pieces.isdisjoint(pieces):
             # A weighted tag like `(a, b:1.2)` spans a comma: split the careful way.
-            hits = [lookup(p) or self._learn(p) for p in _split_top_level(text)]
+            pieces = _split_top_level(text)
+            self._learn(pieces)
+            keys = list(map(self._key.get, pieces))
+        if "" not in keys and len(set(keys)) == len(keys):
+            return tuple(map(self._tag.__getitem__, pieces))
         out: list[str] = []
         seen: set[str] = set()
-        for tag, key, _ in hits:
-            if tag and key not in seen:
+        for piece, key in zip(pieces, keys, strict=True):
+            if key and key not in seen:
                 seen.add(key)
-                out.append(tag)
+                out.append(self._tag[piece])
         return tuple(out)
 
 

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from tui.core.writer import is_temp_file
 
@@ -15,8 +16,7 @@ OPTIONAL_EXTENSIONS = {".avif": "avif"}
 STATE_DIR = ".lora-curator"
 
 
-@dataclass(frozen=True)
-class ImageEntry:
+class ImageEntry(NamedTuple):
     """One image and the caption file that pairs with it (which may not exist)."""
 
     image: str  # relative to the dataset root, '/' separators
@@ -49,6 +49,22 @@ def _pillow_opens(feature: str) -> bool:
         return False
 
 
+def _kind_of(ext: str, caption_extension: str, optional: dict[str, bool]) -> str | None:
+    """What a file extension (as written, with its dot) makes a file: an image (any case),
+    a caption (exactly the profile's extension) or nothing."""
+    lower = ext.lower()
+    if lower in IMAGE_EXTENSIONS:
+        return "image"
+    if lower in OPTIONAL_EXTENSIONS:
+        if lower not in optional:
+            optional[lower] = _pillow_opens(OPTIONAL_EXTENSIONS[lower])
+        if optional[lower]:
+            return "image"
+    if ext == caption_extension:
+        return "caption"
+    return None
+
+
 def check_root(root: str | os.PathLike[str]) -> Path:
     """The dataset folder as an absolute, resolved path; a `DatasetError` if unusable."""
     path = Path(root).expanduser()
@@ -75,6 +91,10 @@ def scan_dataset(
     captions: dict[str, str] = {}
     visited: set[tuple[int, int]] = set()
     found = 0
+    kinds: dict[str, str | None] = {}  # file extension → "image" | "caption" | None
+    # Trainers pair by the exact caption extension; one with two dots ('.tags.txt') is matched
+    # on the whole name.
+    long_caption_ext = caption_extension.count(".") > 1
 
     stack: list[tuple[str, str]] = [(str(root_path), "")]
     while stack:
@@ -95,28 +115,26 @@ def scan_dataset(
         except OSError as exc:
             result.problems.append((rel or ".", f"cannot read folder: {exc.strerror}"))
             continue
+        prefix = f"{rel}/" if rel else ""
         for entry in entries:
             name = entry.name
-            rel_name = f"{rel}/{name}" if rel else name
+            dot = name.rfind(".")
+            kind = None
+            if dot > 0:
+                ext = name[dot:]
+                kind = kinds.get(ext, "")
+                if kind == "":
+                    kind = kinds[ext] = _kind_of(ext, caption_extension, optional)
             try:
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
                 if not name.startswith("."):
-                    stack.append((entry.path, rel_name))
+                    stack.append((entry.path, prefix + name))
                 continue
-            if name[0] == "." and is_temp_file(name):
-                result.temp_files.append(rel_name)
-                continue
-            dot = name.rfind(".")
-            if dot <= 0:
-                continue
-            ext = name[dot:].lower()
-            if ext in IMAGE_EXTENSIONS or (
-                ext in OPTIONAL_EXTENSIONS
-                and optional.setdefault(ext, _pillow_opens(OPTIONAL_EXTENSIONS[ext]))
-            ):
+            if kind == "image":
+                rel_name = prefix + name
                 try:
                     if not entry.is_file():
                         result.problems.append((rel_name, "broken link: skipped"))
@@ -124,14 +142,15 @@ def scan_dataset(
                 except OSError as exc:  # e.g. a link to itself
                     result.problems.append((rel_name, f"cannot read ({exc.strerror}): skipped"))
                     continue
-                stem = rel_name[: len(rel_name) - len(name) + dot]
-                images_by_stem.setdefault(stem, []).append(rel_name)
+                images_by_stem.setdefault(prefix + name[:dot], []).append(rel_name)
                 found += 1
                 if progress is not None and found % 1000 == 0:
                     progress(found)
-            elif name.endswith(caption_extension):
-                # Trainers pair by the exact extension, so the case must match too.
+            elif kind == "caption" or (long_caption_ext and name.endswith(caption_extension)):
+                rel_name = prefix + name
                 captions[rel_name[: -len(caption_extension)]] = rel_name
+            elif name[0] == "." and is_temp_file(name):
+                result.temp_files.append(prefix + name)
 
     for stem in sorted(images_by_stem):
         names = sorted(images_by_stem[stem])

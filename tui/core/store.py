@@ -11,12 +11,13 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tui.core.dataset import STATE_DIR
 
@@ -59,8 +60,7 @@ class Edit:
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class FileRecord:
+class FileRecord(NamedTuple):
     """What the state knows of one caption file."""
 
     original_hash: bytes | None
@@ -121,6 +121,8 @@ class Store:
         self.path = path
         self.read_only = read_only
         self._lock_fd = lock_fd
+        self._snapshot: threading.Thread | None = None
+        self._snapshot_error: BaseException | None = None
 
     # ---- opening ----------------------------------------------------------------------------
 
@@ -177,7 +179,10 @@ class Store:
         return store
 
     def close(self) -> None:
-        self.conn.close()
+        try:
+            self.wait_for_snapshot()
+        finally:
+            self.conn.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
             self._lock_fd = None
@@ -218,13 +223,16 @@ class Store:
     # ---- caption files ---------------------------------------------------------------------
 
     def file_records(self) -> dict[str, FileRecord]:
+        """What the state knows of every caption file."""
+        self.wait_for_snapshot()
         rows = self.conn.execute(
             "SELECT caption, original_hash, known_hash, pending_hash FROM files"
         )
-        return {r[0]: FileRecord(r[1], r[2], r[3]) for r in rows}
+        return {r[0]: FileRecord._make(r[1:]) for r in rows}
 
     def originals(self, captions: Iterable[str] | None = None) -> dict[str, bytes | None]:
         """Original bytes (None = did not exist) of the given caption files (default all)."""
+        self.wait_for_snapshot()
         if captions is None:
             rows = self.conn.execute("SELECT caption, original FROM files")
             return {r[0]: r[1] for r in rows}
@@ -237,21 +245,54 @@ class Store:
                 out[caption] = row[0]
         return out
 
-    def add_originals(self, snapshots: Iterable[tuple[str, bytes | None, bytes | None]]) -> None:
+    def add_originals(
+        self,
+        snapshots: Iterable[tuple[str, bytes | None, bytes | None]],
+        background: bool = False,
+    ) -> None:
         """Snapshot caption files seen for the first time: (caption, bytes, their hash);
-        existing records are kept."""
+        existing records are kept.
+
+        `background` inserts them on a thread with its own connection (SQLite releases the
+        GIL while it works, so opening a large dataset overlaps parsing with this); every
+        method that reads or changes the file records waits for it first."""
         rows = [(caption, data, digest, digest) for caption, data, digest in snapshots]
         if not rows:
             return
-        with self.transaction() as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO files (caption, original, original_hash, known_hash) "
-                "VALUES (?, ?, ?, ?)",
-                rows,
+        if not background:
+            _insert_originals(self.conn, rows)
+            return
+        self.wait_for_snapshot()
+
+        def run() -> None:
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                try:
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    _insert_originals(conn, rows)
+                finally:
+                    conn.close()
+            except BaseException as exc:  # reported by wait_for_snapshot
+                self._snapshot_error = exc
+
+        self._snapshot = threading.Thread(target=run, name="snapshot-originals")
+        self._snapshot.start()
+
+    def wait_for_snapshot(self) -> None:
+        """Wait until the originals are in the state; a `StateError` if they could not be."""
+        thread, self._snapshot = self._snapshot, None
+        if thread is not None:
+            thread.join()
+        error, self._snapshot_error = self._snapshot_error, None
+        if error is not None:
+            raise StateError(
+                f"{self.path}: could not keep a copy of the original captions ({error}); "
+                "nothing was written"
             )
 
     def set_pending(self, pending: Iterable[tuple[str, bytes | None]]) -> None:
         """Record the hashes about to be written, before any file is touched."""
+        self.wait_for_snapshot()
         with self.transaction() as conn:
             conn.executemany(
                 "UPDATE files SET pending_hash = ? WHERE caption = ?",
@@ -260,6 +301,7 @@ class Store:
 
     def set_known(self, known: Iterable[tuple[str, bytes | None]]) -> None:
         """Record what is now on disk; clears the pending write."""
+        self.wait_for_snapshot()
         with self.transaction() as conn:
             conn.executemany(
                 "UPDATE files SET known_hash = ?, pending_hash = NULL WHERE caption = ?",
@@ -375,6 +417,20 @@ class Store:
             raise StateError(f"{self.path}: cannot save image measures ({exc})") from None
         finally:
             conn.close()
+
+
+def _insert_originals(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(
+            "INSERT OR IGNORE INTO files (caption, original, original_hash, known_hash) "
+            "VALUES (?, ?, ?, ?)",
+            rows,
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def state_exists(root: Path) -> bool:

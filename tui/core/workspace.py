@@ -267,15 +267,13 @@ class Workspace:
         records = store.file_records() if store is not None else {}
         captions = list(dict.fromkeys(e.caption for e in self.images))
         total = len(captions)
-        parser = self._parser
-        assert parser is not None
-        new_snapshots: list[tuple[str, bytes | None, bytes | None]] = []
-        need_original: list[str] = []
-        fix_known: list[tuple[str, bytes | None]] = []
         root = str(self.root)
+        # Pass 1: bytes and hashes. New files are snapshotted on a background thread while
+        # pass 2 parses (a first open of a large dataset is mostly these two).
+        read: list[tuple[str, bytes | None, bytes | None]] = []
         for i, caption in enumerate(captions):
             try:
-                data: bytes | None = _read_file(os.path.join(root, caption))
+                data: bytes | None = _read_file(f"{root}/{caption}")
             except FileNotFoundError:
                 data = None
             except OSError as exc:
@@ -289,14 +287,21 @@ class Workspace:
                 self.disk_hash[caption] = None
                 self.unreadable.add(caption)
                 continue
-            digest = content_hash(data)
+            read.append((caption, data, content_hash(data)))
+            if progress is not None and (i % 1000 == 0 or i == total - 1):
+                progress("read", i + 1, total)
+        if store is not None and not store.read_only:
+            store.add_originals((r for r in read if r[0] not in records), background=True)
+        # Pass 2: sources, and how each file stands against what the state knows.
+        need_original: list[str] = []
+        fix_known: list[tuple[str, bytes | None]] = []
+        adopted = self.state.adopted
+        for caption, data, digest in read:
             self.disk_hash[caption] = digest
             record = records.get(caption)
-            adopted = self.state.adopted.get(caption)
             if record is None:
-                new_snapshots.append((caption, data, digest))
                 self._set_source(caption, data)
-            elif adopted is not None or digest != record.original_hash:
+            elif caption in adopted or digest != record.original_hash:
                 # The source is not what is on disk: an adopted version or the original.
                 need_original.append(caption)
                 if digest != record.known_hash:
@@ -308,18 +313,15 @@ class Workspace:
                 self._set_source(caption, data)
                 if record.known_hash != digest:
                     fix_known.append((caption, digest))
-            if progress is not None and (i % 1000 == 0 or i == total - 1):
-                progress("read", i + 1, total)
+        del read
         if need_original and store is not None:
             originals = store.originals(need_original)
             for caption in need_original:
-                seq = self.state.adopted.get(caption)
+                seq = adopted.get(caption)
                 data = store.blob(seq, caption) if seq is not None else originals.get(caption)
                 self._set_source(caption, data)
-        if store is not None and not store.read_only:
-            store.add_originals(new_snapshots)
-            if fix_known:
-                store.set_known(fix_known)
+        if fix_known and store is not None and not store.read_only:
+            store.set_known(fix_known)
         present = set(captions)
         for caption in sorted(set(records) - present):
             self.problems.append(
@@ -366,8 +368,11 @@ class Workspace:
     def tag_counts(self) -> Counter[str]:
         """Number of images each tag is on (per-image edits included)."""
         if self._counts is None:
-            image_tags = self.image_tags
-            self._counts = Counter(chain.from_iterable(image_tags(e.image) for e in self.images))
+            if self.state.image_edits:
+                tags = map(self.image_tags, (e.image for e in self.images))
+            else:  # the common case, in C: every image's source as it is
+                tags = map(self.sources.__getitem__, (e.caption for e in self.images))
+            self._counts = Counter(chain.from_iterable(tags))
         return self._counts
 
     def renderer(self) -> Renderer:

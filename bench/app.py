@@ -1,0 +1,590 @@
+"""Benchmark of the curator app (tui/app), headless, on a synthetic dataset.
+
+Run from the repository root, with the project's venv:
+
+    .venv/bin/python bench/app.py                      # 10k images, 3 first-paint runs
+    .venv/bin/python bench/app.py --images 1000 --runs 5 --samples 60
+    .venv/bin/python bench/app.py --profile bucket     # cProfile of the bucket keystrokes
+
+The dataset (N distinct-enough 64x96 PNGs drawn with Pillow, so previews really decode, and N
+caption files of 30 tags drawn Zipf-skewed from a synthetic 3,000-tag vocabulary; the caption
+generator is bench/engine.py's) is made from a fixed seed in a temporary folder, removed at
+the end. The app runs under `App.run_test()` at 120x40 (`--size`); nothing is mocked.
+
+What is measured (time.perf_counter, wall clock):
+
+- First paint, median of `--runs` fresh apps, each as a first open (the `.lora-curator`
+  state deleted before) and as a reopen (state present). The clock starts before the app is
+  constructed and `run_test()` entered; the rows are the first composed frame of any kind
+  (the "opening ..." status), the moment the dataset is loaded (`CuratorApp._loaded` entered,
+  `app.ws` set), the first composed frame showing it (file list populated: the target), and
+  the first frame with the first image's preview drawn.
+- Keystroke -> composed frame, the way /work/shared/docs/textual.md says: the clock starts
+  when the `events.Key` is dispatched to the app (`run_test(message_hook=...)`) and stops at
+  the first `App._display` call (a composed frame; it fires headless too) that shows the
+  key's effect. A frame composed before the effect landed is counted as "partial" and not
+  taken as the end. Keys go in through the pilot, one at a time, with `--gap` seconds after
+  each frame; `pilot.press` + `pause` is never timed (it has an ~83 ms floor).
+  - `]` with a warm preview cache: 30 images are walked once (each preview built), then `]`
+    is timed over those cached images again and again (`g` goes back, untimed).
+  - bucket key: `1`/`2` alternately on the image's tags (tag list focused with tab), eight
+    per image, then `]` (untimed) to the next image of the cached ones.
+  - `v`: the tag list between the image's tags and the dataset's (3,000 tags).
+  Headless, `App._display` does not turn the frame into escape codes; the "encode" rows time
+  that step separately (the frame's `render_segments` on a truecolor console, as a real
+  terminal would get it) and give its size: add it to see what a terminal waits for.
+
+Targets: first paint (files listed) <= 1.5 s; `]` (cached) and bucket key p95 <= 33 ms
+(two frames at 60 fps); `v` has none. gc is left as the app sets it (it freezes after load);
+between runs the bench unfreezes and collects so every run starts the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import io
+import math
+import os
+import platform
+import pstats
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+from rich.console import Console, RenderableType
+from textual import events
+from textual.message import Message
+from textual.pilot import Pilot
+from textual.screen import Screen
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from engine import FOLDER, TAGS_PER_IMAGE, VOCABULARY, caption_lines, make_vocabulary
+
+from tui.app.app import CuratorApp
+from tui.core.dataset import STATE_DIR
+from tui.core.workspace import Workspace
+
+FIRST_PAINT_TARGET_MS = 1500.0
+KEY_P95_TARGET_MS = 33.0
+WARM_IMAGES = 30  # images walked once to fill the preview cache (the app keeps 96)
+BUCKETS_PER_IMAGE = 8
+IMAGE_SIZE = (64, 96)
+DISTINCT_IMAGES = 8
+KEY_TIMEOUT = 10.0  # seconds to wait for a key's frame before giving up
+OTHERS_BUSY_CORES = 0.25  # more CPU than this used by other processes: the run is flagged
+
+NEXT = "right_square_bracket"
+
+
+# ---- the synthetic dataset -------------------------------------------------------------------
+
+
+def png_variants(count: int, rng: random.Random) -> list[bytes]:
+    """`count` distinct 64x96 PNGs (a background, a body, a head) as file bytes."""
+    blobs = []
+    for _ in range(count):
+        image = Image.new("RGB", IMAGE_SIZE, tuple(rng.randrange(256) for _ in range(3)))
+        draw = ImageDraw.Draw(image)
+        w, h = IMAGE_SIZE
+        body = tuple(rng.randrange(256) for _ in range(3))
+        draw.rectangle((w // 4, h // 2, 3 * w // 4, h - 4), fill=body)
+        head = tuple(rng.randrange(256) for _ in range(3))
+        draw.ellipse((w // 3, h // 5, 2 * w // 3, h // 2), fill=head)
+        for _ in range(6):
+            x, y = rng.randrange(w), rng.randrange(h)
+            draw.line((x, y, rng.randrange(w), rng.randrange(h)), fill=body, width=2)
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        blobs.append(out.getvalue())
+    return blobs
+
+
+def make_dataset(base: Path, n: int, seed: int) -> Path:
+    """Write N image + caption pairs under `base/dataset/10_kaede`; return the dataset root."""
+    rng = random.Random(seed)
+    vocabulary = make_vocabulary(rng)
+    texts = caption_lines(n, vocabulary, rng)
+    pngs = png_variants(DISTINCT_IMAGES, rng)
+    root = base / "dataset"
+    folder = root / FOLDER
+    folder.mkdir(parents=True)
+    for i, text in enumerate(texts):
+        stem = folder / f"{i:06d}"
+        with open(f"{stem}.png", "wb") as fh:
+            fh.write(pngs[i % len(pngs)])
+        with open(f"{stem}.txt", "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    return root
+
+
+# ---- stamping keys and frames ------------------------------------------------------------------
+
+
+@dataclass
+class KeySample:
+    ms: float  # key dispatched -> first composed frame showing its effect
+    sent_ms: float  # the same from the pilot's send (adds the wait in the app's queue)
+    partial: int  # frames composed in between that did not show it yet
+    encode_ms: float  # that frame's escape codes (truecolor)
+    kib: float  # their size
+
+
+@dataclass
+class Probe:
+    """Stamps composed frames (`App._display`) and key arrivals (the run_test message hook)."""
+
+    app: CuratorApp
+    # first paint
+    first_frame: float | None = None
+    loaded: float | None = None
+    files_frame: float | None = None
+    preview_frame: float | None = None
+    # the key being timed
+    key: str | None = None
+    done: Callable[[], bool] = lambda: True
+    sent_at: float | None = None
+    key_at: float | None = None
+    sample: KeySample | None = None
+    partial: int = 0
+    profiler: cProfile.Profile | None = None
+    profiling: bool = False  # profile this key (the timed ones, not the moves in between)
+    console: Console = field(init=False)
+
+    def __post_init__(self) -> None:
+        app = self.app
+        self.console = Console(
+            file=io.StringIO(),
+            color_system="truecolor",
+            force_terminal=True,
+            legacy_windows=False,
+            width=200,
+            height=60,
+        )
+        display = app._display
+        loaded = app._loaded
+
+        def timed_display(screen: Screen, renderable: RenderableType | None) -> None:
+            self.on_frame(time.perf_counter(), renderable)
+            display(screen, renderable)
+
+        def timed_loaded(ws: Workspace) -> None:
+            if self.loaded is None:
+                self.loaded = time.perf_counter()
+            loaded(ws)
+
+        # Instance attributes: the screen and the loader thread look these up on each call.
+        app._display = timed_display  # type: ignore[method-assign]
+        app._loaded = timed_loaded  # type: ignore[method-assign]
+
+    def attach_driver(self) -> None:
+        """Stamp keys as the pilot hands them to the (headless) driver too."""
+        driver = self.app._driver
+        assert driver is not None
+        send = driver.send_message
+
+        def timed_send(message: Message) -> None:
+            if isinstance(message, events.Key) and message.key == self.key:
+                self.sent_at = self.sent_at or time.perf_counter()
+            send(message)
+
+        driver.send_message = timed_send  # type: ignore[method-assign]
+
+    def hook(self, message: Message) -> None:
+        """run_test's message hook: called as each message is dispatched to any pump."""
+        if (
+            self.key is not None
+            and self.key_at is None
+            and isinstance(message, events.Key)
+            and message.key == self.key
+        ):
+            self.key_at = time.perf_counter()
+            if self.profiler is not None and self.profiling:
+                self.profiler.enable()
+
+    def on_frame(self, now: float, renderable: RenderableType | None) -> None:
+        if renderable is None:
+            return
+        app = self.app
+        if self.first_frame is None:
+            self.first_frame = now
+        if self.files_frame is None and app.ws is not None and app.files.rows:
+            self.files_frame = now
+        if (
+            self.preview_frame is None
+            and app.ws is not None
+            and app.preview.image is not None
+            and not app.preview.pending
+        ):
+            self.preview_frame = now
+        if self.key_at is None or self.sample is not None:
+            return
+        if not self.done():
+            self.partial += 1
+            return
+        if self.profiler is not None and self.profiling:
+            self.profiler.disable()
+        ms = (now - self.key_at) * 1000
+        sent_ms = (now - (self.sent_at or self.key_at)) * 1000
+        encode_start = time.perf_counter()
+        data = renderable.render_segments(self.console)  # type: ignore[union-attr]
+        encode_ms = (time.perf_counter() - encode_start) * 1000
+        self.sample = KeySample(ms, sent_ms, self.partial, encode_ms, len(data.encode()) / 1024)
+
+    def arm(self, key: str, done: Callable[[], bool], profiling: bool = False) -> None:
+        self.key, self.done, self.profiling = key, done, profiling
+        self.sent_at, self.key_at, self.sample, self.partial = None, None, None, 0
+
+    def disarm(self) -> None:
+        self.key = None
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        await asyncio.sleep(0.002)
+
+
+async def timed_key(
+    pilot: Pilot[int],
+    probe: Probe,
+    key: str,
+    done: Callable[[], bool],
+    gap: float,
+    profiling: bool = True,
+) -> KeySample:
+    """Press `key`; the sample ends at the first frame where `done()` holds."""
+    probe.arm(key, done, profiling)
+    await pilot.press(key)
+    await wait_for(lambda: probe.sample is not None, KEY_TIMEOUT, f"the frame after {key!r}")
+    sample = probe.sample
+    assert sample is not None
+    probe.disarm()
+    await asyncio.sleep(gap)
+    return sample
+
+
+async def untimed_key(pilot: Pilot[int], probe: Probe, key: str, done: Callable[[], bool]) -> None:
+    await timed_key(pilot, probe, key, done, 0.0, profiling=False)
+
+
+async def preview_ready(app: CuratorApp) -> None:
+    await wait_for(
+        lambda: app.preview.image == app.image and not app.preview.pending,
+        KEY_TIMEOUT,
+        "the preview",
+    )
+
+
+def reset_gc() -> None:
+    """Undo the previous app's gc.freeze() and collect: each run starts from the same heap."""
+    gc.unfreeze()
+    gc.collect()
+
+
+# ---- first paint -------------------------------------------------------------------------------
+
+
+@dataclass
+class PaintRun:
+    first_frame: float
+    loaded: float
+    files_frame: float
+    preview_frame: float
+
+
+async def first_paint(root: Path, size: tuple[int, int]) -> PaintRun:
+    reset_gc()
+    start = time.perf_counter()
+    app = CuratorApp(root)
+    probe = Probe(app)
+    async with app.run_test(size=size, message_hook=probe.hook):
+        await wait_for(lambda: probe.preview_frame is not None, 120.0, "the first paint")
+    if app.ws is None or len(app.ws.images) == 0:
+        raise SystemExit("the dataset did not load")
+    assert probe.first_frame and probe.loaded and probe.files_frame and probe.preview_frame
+    return PaintRun(
+        probe.first_frame - start,
+        probe.loaded - start,
+        probe.files_frame - start,
+        probe.preview_frame - start,
+    )
+
+
+# ---- keystrokes --------------------------------------------------------------------------------
+
+
+@dataclass
+class KeyRuns:
+    next_cached: list[KeySample] = field(default_factory=list)
+    bucket: list[KeySample] = field(default_factory=list)
+    view: list[KeySample] = field(default_factory=list)
+    cache_misses: int = 0
+
+
+def shows_image(app: CuratorApp, image: str) -> Callable[[], bool]:
+    return lambda: app.image == image
+
+
+async def keystrokes(
+    root: Path,
+    size: tuple[int, int],
+    samples: int,
+    gap: float,
+    profile: str | None,
+) -> tuple[KeyRuns, cProfile.Profile | None]:
+    reset_gc()
+    app = CuratorApp(root)
+    probe = Probe(app)
+    runs = KeyRuns()
+    profiler = cProfile.Profile() if profile else None
+    async with app.run_test(size=size, message_hook=probe.hook) as pilot:
+        probe.attach_driver()
+        await wait_for(lambda: app.ws is not None and not app.busy, 120.0, "the dataset")
+        await preview_ready(app)
+        files = app.files
+        rows = files.rows
+        if len(rows) < WARM_IMAGES + 1:
+            raise SystemExit(f"need at least {WARM_IMAGES + 1} images")
+
+        # Warm the preview cache: walk WARM_IMAGES images, each preview built.
+        for i in range(1, WARM_IMAGES):
+            await untimed_key(pilot, probe, NEXT, shows_image(app, rows[i]))
+            await preview_ready(app)
+        await asyncio.sleep(0.3)  # the last prefetch
+
+        # `]` over the cached images.
+        probe.profiler = profiler if profile == "next" else None
+        while len(runs.next_cached) < samples:
+            await untimed_key(pilot, probe, "g", shows_image(app, rows[0]))
+            await asyncio.sleep(gap)
+            for i in range(1, WARM_IMAGES):
+                if len(runs.next_cached) >= samples:
+                    break
+                sample = await timed_key(pilot, probe, NEXT, shows_image(app, rows[i]), gap)
+                runs.cache_misses += app.preview.pending  # the frame showed "loading…"
+                runs.next_cached.append(sample)
+
+        # `v`: image view <-> dataset view.
+        await untimed_key(pilot, probe, "g", shows_image(app, rows[0]))
+        probe.profiler = profiler if profile == "view" else None
+        while len(runs.view) < samples:
+            want = not app.tags.dataset_view
+            sample = await timed_key(
+                pilot, probe, "v", lambda want=want: app.tags.dataset_view == want, gap
+            )
+            runs.view.append(sample)
+        if app.tags.dataset_view:
+            await untimed_key(pilot, probe, "v", lambda: not app.tags.dataset_view)
+
+        # Bucket keys on the image's tags, then on to the next (cached) image.
+        probe.profiler = profiler if profile == "bucket" else None
+        await untimed_key(pilot, probe, "g", shows_image(app, rows[0]))
+        await untimed_key(pilot, probe, "tab", lambda: app.focused is app.tags)
+        ws = app.ws
+        assert ws is not None
+        image = 0
+        while len(runs.bucket) < samples:
+            for _ in range(BUCKETS_PER_IMAGE):
+                if len(runs.bucket) >= samples:
+                    break
+                before = ws.strategy
+                key = "1" if len(runs.bucket) % 2 == 0 else "2"
+                sample = await timed_key(
+                    pilot, probe, key, lambda before=before: ws.strategy is not before, gap
+                )
+                runs.bucket.append(sample)
+            image = (image + 1) % WARM_IMAGES
+            await untimed_key(pilot, probe, NEXT if image else "g", shows_image(app, rows[image]))
+            await asyncio.sleep(gap)
+    return runs, profiler
+
+
+# ---- the report --------------------------------------------------------------------------------
+
+
+def p95(values: Sequence[float]) -> float:
+    """Nearest-rank 95th percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+@dataclass
+class Row:
+    metric: str
+    values: list[float]  # ms
+    target: float | None = None
+    on: str = "median"  # what the target applies to: "median" or "p95"
+    note: str = ""
+
+    def cells(self) -> list[str]:
+        med, high, top = statistics.median(self.values), p95(self.values), max(self.values)
+        if self.target is None:
+            target, met = "-", "-"
+        else:
+            target = f"{self.on} <= {self.target:g} ms"
+            met = "yes" if (med if self.on == "median" else high) <= self.target else "NO"
+        return [self.metric, f"{med:.1f}", f"{high:.1f}", f"{top:.1f}", target, met, self.note]
+
+
+def print_table(rows: list[Row]) -> None:
+    header = ["metric", "median ms", "p95 ms", "max ms", "target", "met?", ""]
+    table = [header] + [r.cells() for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for j, line in enumerate(table):
+        cells = [
+            c.ljust(w) if i in (0, 4, 5, 6) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+        if j == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def paint_rows(label: str, runs: list[PaintRun]) -> list[Row]:
+    def ms(pick: Callable[[PaintRun], float]) -> list[float]:
+        return [pick(r) * 1000 for r in runs]
+
+    return [
+        Row(f"{label}: first frame (opening ...)", ms(lambda r: r.first_frame)),
+        Row(f"{label}: dataset loaded (ws set)", ms(lambda r: r.loaded)),
+        Row(
+            f"{label}: first paint, files listed",
+            ms(lambda r: r.files_frame),
+            target=FIRST_PAINT_TARGET_MS,
+        ),
+        Row(f"{label}: preview drawn", ms(lambda r: r.preview_frame)),
+    ]
+
+
+def key_rows(label: str, samples: list[KeySample], target: float | None) -> list[Row]:
+    partial = sum(1 for s in samples if s.partial)
+    kib = statistics.median(s.kib for s in samples)
+    queued = max(s.sent_ms - s.ms for s in samples)
+    note = f"n={len(samples)}, queue wait <= {queued:.1f} ms"
+    if partial:
+        note += f", {partial} had a partial frame first"
+    return [
+        Row(label, [s.ms for s in samples], target=target, on="p95", note=note),
+        Row(
+            "  + encode (truecolor)",
+            [s.encode_ms for s in samples],
+            note=f"median {kib:.1f} KiB per frame",
+        ),
+    ]
+
+
+def print_profile(profiler: cProfile.Profile, top: int) -> None:
+    print("\n(with --profile the latencies above include the profiler's overhead)")
+    for order in ("cumulative", "tottime"):
+        print(f"\n==== profile of the timed keystrokes, by {order}")
+        pstats.Stats(profiler).sort_stats(order).print_stats(top)
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all processes have used since boot (Linux /proc/stat), None elsewhere."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    w, _, h = text.lower().partition("x")
+    return int(w), int(h)
+
+
+async def run(args: argparse.Namespace, root: Path) -> None:
+    size = parse_size(args.size)
+    rows: list[Row] = []
+    if not args.profile:
+        first: list[PaintRun] = []
+        reopen: list[PaintRun] = []
+        for _ in range(args.runs):
+            shutil.rmtree(root / STATE_DIR, ignore_errors=True)
+            first.append(await first_paint(root, size))
+            reopen.append(await first_paint(root, size))
+        rows += paint_rows("first open", first)
+        rows += paint_rows("reopen", reopen)
+    keys, profiler = await keystrokes(root, size, args.samples, args.gap, args.profile)
+    rows += key_rows("key ] (preview cached)", keys.next_cached, KEY_P95_TARGET_MS)
+    rows += key_rows("key 1/2 (bucket, tag list)", keys.bucket, KEY_P95_TARGET_MS)
+    rows += key_rows("key v (image/dataset tags)", keys.view, None)
+    print()
+    print_table(rows)
+    if keys.cache_misses:
+        print(f"\nwarning: {keys.cache_misses} timed `]` presses missed the preview cache")
+    if profiler is not None:
+        print_profile(profiler, args.top)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--images", type=int, default=10_000, help="number of images (N)")
+    parser.add_argument("--runs", type=int, default=3, help="first-paint runs; median shown")
+    parser.add_argument("--samples", type=int, default=120, help="timed presses per key kind")
+    parser.add_argument("--gap", type=float, default=0.1, help="seconds after each frame")
+    parser.add_argument("--size", default="120x40", help="terminal size, WxH")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
+    parser.add_argument("--dir", type=Path, default=None, help="where to make the temp folder")
+    parser.add_argument(
+        "--profile",
+        choices=("next", "bucket", "view"),
+        default=None,
+        help="cProfile the timed presses of one key kind (key -> frame only; no first paint)",
+    )
+    parser.add_argument("--top", type=int, default=30, help="functions shown by --profile")
+    args = parser.parse_args(argv)
+    if args.images <= WARM_IMAGES or args.runs < 1 or args.samples < 1:
+        parser.error(f"need --images > {WARM_IMAGES}, --runs >= 1, --samples >= 1")
+
+    with tempfile.TemporaryDirectory(prefix="lora-curator-app-bench-", dir=args.dir) as tmp:
+        print(f"lora-curator app bench: N = {args.images:,} images, terminal {args.size}")
+        print(
+            f"machine: {platform.system()} {platform.machine()}, nproc {os.cpu_count()}, "
+            f"{platform.python_implementation()} {platform.python_version()}, "
+            f"textual {version('textual')}"
+        )
+        start = time.perf_counter()
+        root = make_dataset(Path(tmp), args.images, args.seed)
+        print(
+            f"dataset: {args.images:,} PNG ({IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, {DISTINCT_IMAGES} "
+            f"distinct) + caption pairs, {TAGS_PER_IMAGE} tags each from {VOCABULARY:,} "
+            f"(Zipf, seed {args.seed}); made in {time.perf_counter() - start:.1f} s in {tmp}"
+        )
+        print(
+            f"first paint: median of {args.runs} run(s), from before the app is built; "
+            f"keys: {args.samples} presses each, key dispatched -> frame, {args.gap:g} s apart"
+        )
+        busy, own, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
+        asyncio.run(run(args, root))
+        busy_after = machine_busy_seconds()
+        if busy is not None and busy_after is not None:
+            others = (busy_after - busy - (time.process_time() - own)) / (
+                time.perf_counter() - wall
+            )
+            print(f"\nother processes used {max(0.0, others):.2f} CPU cores on average meanwhile")
+            if others > OTHERS_BUSY_CORES:
+                print("warning: the machine was busy; latencies are inflated (use a quiet one)")
+
+
+if __name__ == "__main__":
+    main()
