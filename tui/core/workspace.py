@@ -229,7 +229,11 @@ class Workspace:
         ws = cls(root_path, store, base, state, has_strategy)
         if strategy is not None:
             ws.logged_strategy = logged if logged_has_strategy else None
-        ws._load(progress)
+        try:
+            ws._load(progress)
+        except BaseException:
+            ws.close()  # never keep the dataset locked after a failed open
+            raise
         return ws
 
     def close(self) -> None:
@@ -408,13 +412,28 @@ class Workspace:
 
     def will_change(self, image: str) -> bool:
         """Whether saving would change this image's caption file."""
-        entry = self.by_image[image]
-        caption = self.caption_for(image)
-        if not caption or entry.caption in self.scan.collisions:
-            return False
-        if entry.caption in self.unreadable or entry.caption in self.changed_on_disk:
-            return False  # a save will not write it (the file list flags it instead)
-        return content_hash(caption.encode("utf-8")) != self.disk_hash.get(entry.caption)
+        return self._save_outcome(self.by_image[image], self.renderer())[0] == "write"
+
+    def _save_outcome(self, entry: ImageEntry, renderer: Renderer) -> tuple[str, bytes | str]:
+        """What a save does with one image's caption, before touching the disk:
+        ("write", bytes) | ("unchanged", "") | ("collision" | "empty", "") | ("refuse", why)."""
+        caption = entry.caption
+        if caption in self.scan.collisions:
+            return "collision", ""
+        text = renderer.render(self.image_tags(entry.image))
+        if not text:
+            return "empty", ""
+        data = text.encode("utf-8")
+        if content_hash(data) == self.disk_hash.get(caption):
+            return "unchanged", ""
+        if caption in self.unreadable:
+            return "refuse", "could not be read: not written (its tags would be lost)"
+        if caption in self.changed_on_disk:
+            return "refuse", (
+                "changed on disk since lora-curator last wrote it: not overwritten "
+                "(--adopt takes its tags as the source, --overwrite writes ours)"
+            )
+        return "write", data
 
     # ---- edits ------------------------------------------------------------------------------
 
@@ -555,44 +574,30 @@ class Workspace:
         seen_captions: set[str] = set()
         for entry in self.images:
             caption = entry.caption
-            if caption in self.scan.collisions:
-                if caption not in seen_captions:
+            outcome, detail = self._save_outcome(entry, renderer)
+            if outcome == "write":
+                assert isinstance(detail, bytes)
+                try:
+                    target = resolve_inside(self.root, self.root / caption)
+                except UnsafePathError as exc:
+                    report.failed.append((caption, str(exc)))
+                    continue
+                if _is_read_only(target):
+                    report.failed.append(
+                        (caption, "read-only file: not written (make it writable to let it change)")
+                    )
+                    continue
+                plan.append((caption, target, detail))
+            elif outcome == "unchanged":
+                report.unchanged.append(caption)
+            elif outcome == "collision":
+                if caption not in seen_captions:  # one line per shared caption file
                     report.skipped.append((caption, "stem collision: not written"))
                     seen_captions.add(caption)
-                continue
-            text = renderer.render(self.image_tags(entry.image))
-            if not text:
+            elif outcome == "empty":
                 report.skipped.append((entry.image, "empty caption: file left as is"))
-                continue
-            data = text.encode("utf-8")
-            if content_hash(data) == self.disk_hash.get(caption):
-                report.unchanged.append(caption)
-                continue
-            if caption in self.unreadable:
-                report.failed.append(
-                    (caption, "could not be read: not written (its tags would be lost)")
-                )
-                continue
-            if caption in self.changed_on_disk:
-                report.failed.append(
-                    (
-                        caption,
-                        "changed on disk since lora-curator last wrote it: not overwritten "
-                        "(--adopt takes its tags as the source, --overwrite writes ours)",
-                    )
-                )
-                continue
-            try:
-                target = resolve_inside(self.root, self.root / caption)
-            except UnsafePathError as exc:
-                report.failed.append((caption, str(exc)))
-                continue
-            if _is_read_only(target):
-                report.failed.append(
-                    (caption, "read-only file: not written (make it writable to let it change)")
-                )
-                continue
-            plan.append((caption, target, data))
+            else:
+                report.failed.append((caption, str(detail)))
         self._write(plan, report)
         return report
 
