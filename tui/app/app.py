@@ -16,6 +16,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from tui.app.bindings import APP_BINDINGS, BUCKET_KEYS
@@ -41,6 +42,9 @@ from tui.core.strategy import PATTERNS, UNSORTED, Strategy
 from tui.core.suggest import suggest_buckets
 from tui.core.workspace import Workspace
 from tui.core.writer import write_file_atomic
+
+# Full garbage collections wait for this long a pause in typing (one costs 15-50 ms).
+IDLE_GC_SECONDS = 1.5
 
 # Actions that change the working state: disabled while the dataset loads or saves.
 EDIT_ACTIONS = {
@@ -92,6 +96,8 @@ class CuratorApp(App[int]):
         self.busy = "loading"  # "" when edits are allowed
         self.filter_target: VirtualList | None = None
         self.fatal = ""  # why the app could not open the dataset
+        self._footer_shows_disk_keys = False
+        self._idle_gc: Timer | None = None
 
     # ---- layout -----------------------------------------------------------------------------
 
@@ -199,15 +205,17 @@ class CuratorApp(App[int]):
         self._update_suggestions()
         self.files.set_rows([e.image for e in ws.images])
         self._show_image(self.files.current)
-        # Long-lived data from here on: keep the collector from rescanning it on keypresses.
+        # Long-lived data from here on: keep the collector from rescanning it on keypresses,
+        # and run full collections when the user pauses instead of in the middle of a key.
         gc.collect()
         gc.freeze()
+        gc.set_threshold(700, 10, 1_000_000)
         self.refresh_bindings()
 
     # ---- showing ----------------------------------------------------------------------------
 
     def _set_status(self, text: Text) -> None:
-        self.query_one("#status", Static).update(text)
+        self.query_one("#status", Static).update(text, layout=False)
 
     def _update_status(self) -> None:
         ws = self.ws
@@ -218,7 +226,7 @@ class CuratorApp(App[int]):
         parts: list[tuple[str, str]] = [
             (s.trigger or "no trigger", ""),
             (s.pattern, ""),
-            (str(len(ws.unsorted_tags())), " unsorted"),
+            (str(ws.unsorted_count()), " unsorted"),
             (f"{len(ws.images):,}", " images"),
         ]
         if self.files.warnings:
@@ -262,7 +270,12 @@ class CuratorApp(App[int]):
         self.preview.show(image, neighbours)
         self._show_caption()
         self._update_status()
-        self.refresh_bindings()
+        # The Footer rebuilds itself on a bindings refresh (tens of ms): only when the
+        # adopt/overwrite keys appear or go.
+        changed = self._changed_on_disk(image)
+        if changed != self._footer_shows_disk_keys:
+            self._footer_shows_disk_keys = changed
+            self.refresh_bindings()
 
     def _show_caption(self) -> None:
         ws = self.ws
@@ -438,9 +451,11 @@ class CuratorApp(App[int]):
 
     def action_next_image(self) -> None:
         self.files.cursor += 1
+        self._show_image(self.files.current)  # in this frame, not after a message trip
 
     def action_previous_image(self) -> None:
         self.files.cursor -= 1
+        self._show_image(self.files.current)
 
     def action_toggle_view(self) -> None:
         if self.ws is None:
@@ -624,6 +639,10 @@ class CuratorApp(App[int]):
             yield SystemCommand(
                 title, f"key: {binding.key}", partial(self.run_action, binding.action)
             )
+
+    def _collect_when_idle(self) -> None:
+        self._idle_gc = None
+        gc.collect()
 
     def on_unmount(self) -> None:
         if self.ws is not None:

@@ -40,4 +40,4 @@ class CaptionView(Static):
         for note in notes or []:
             text.append("\n! ", style="bold")
             text.append(note, style="italic")
-        self.update(text)
+        self.update(text, layout=False)

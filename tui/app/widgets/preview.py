@@ -68,7 +68,7 @@ class PreviewPane(Static):
         if cached is not None:
             self._cache.move_to_end(self._key(image))
             self.pending = False
-            self.update(cached)
+            self.update(cached, layout=False)
             self._timer = self.set_timer(DEBOUNCE_SECONDS, self._prefetch)
             return
         self.pending = True
@@ -111,7 +111,7 @@ class PreviewPane(Static):
             self._cache.popitem(last=False)
         if self.image is not None and key == self._key(self.image):
             self.pending = False
-            self.update(renderable)
+            self.update(renderable, layout=False)
             self.post_message(self.Ready(self.image))
 
 
