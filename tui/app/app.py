@@ -226,7 +226,8 @@ class CuratorApp(App[int]):
         parts: list[tuple[str, str]] = [
             (s.trigger or "no trigger", ""),
             (s.pattern, ""),
-            (str(ws.unsorted_count()), " unsorted"),
+            # One suggestion per unsorted tag: their number is the count.
+            (str(len(self.tags.suggestions)), " unsorted"),
             (f"{len(ws.images):,}", " images"),
         ]
         if self.files.warnings:
@@ -289,17 +290,29 @@ class CuratorApp(App[int]):
             )
         self.caption.show(ws, self.image, notes)
 
-    def _update_suggestions(self) -> None:
+    def _update_suggestions(self, changed: list[str] | None = None) -> None:
+        """Suggest a bucket for every unsorted tag; after a bucket change of `changed` tags
+        only, only theirs can differ (unless aliases map other tags onto them)."""
         ws = self.ws
         assert ws is not None
-        self.tags.suggestions = suggest_buckets(ws.tag_counts(), len(ws.images), ws.strategy)
+        counts = ws.tag_counts()
+        if changed is None or ws.strategy.aliases:
+            self.tags.suggestions = suggest_buckets(counts, len(ws.images), ws.strategy)
+            return
+        subset = {t: counts[t] for t in changed if t in counts}
+        suggestions = dict(self.tags.suggestions)
+        for tag in changed:
+            suggestions.pop(tag, None)
+        suggestions.update(suggest_buckets(subset, len(ws.images), ws.strategy))
+        self.tags.suggestions = suggestions
 
-    def _refresh_all(self) -> None:
-        """After a change of the working state: every pane shows it in this frame."""
+    def _refresh_all(self, changed_tags: list[str] | None = None) -> None:
+        """After a change of the working state: every pane shows it in this frame.
+        `changed_tags`: only these tags changed bucket (a cheaper update)."""
         ws = self.ws
         if ws is None:
             return
-        self._update_suggestions()
+        self._update_suggestions(changed_tags)
         if self.tags.dataset_view:
             self.tags.refresh_rows()
         elif self.image is not None:
@@ -349,8 +362,8 @@ class CuratorApp(App[int]):
         tag = self.tags.current
         if ws is None or tag is None:
             return
-        ws.set_buckets([(tag, bucket)])
-        self._refresh_all()
+        ws.set_buckets([(ws.strategy.alias_of(tag), bucket)])  # the tag as written
+        self._refresh_all(changed_tags=[tag])
         self._move_to_next_unsorted()
 
     def _move_to_next_unsorted(self) -> None:
@@ -375,7 +388,7 @@ class CuratorApp(App[int]):
             self.notify(f"{tag} is already in a bucket")
             return
         ws.set_buckets([(suggestion.tag, suggestion.bucket)])  # the tag as written (aliases)
-        self._refresh_all()
+        self._refresh_all(changed_tags=[tag])
         self._move_to_next_unsorted()
 
     def action_accept_all_suggestions(self) -> None:

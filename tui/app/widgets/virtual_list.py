@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region, Size
 from textual.message import Message
@@ -50,6 +51,8 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
         self.rows: Sequence[Row] = []
         self.filter_text = ""
         self._line_cache: dict[int, Strip] = {}
+        self._base_style = Style()
+        self._cursor_style = Style()
 
     # ---- content ----------------------------------------------------------------------------
 
@@ -141,15 +144,29 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
 
     # ---- drawing ----------------------------------------------------------------------------
 
+    def on_focus(self) -> None:
+        self.refresh_rows()  # the cursor row is drawn differently with focus
+
+    def on_blur(self) -> None:
+        self.refresh_rows()
+
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, len(self.rows))
         self._line_cache.clear()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Styles looked up once per redraw, not once per line (a walk up the DOM each).
+        self._base_style = self.rich_style
+        self._cursor_style = self._base_style + self.get_component_rich_style(
+            "virtual-list--cursor"
+        )
+        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         index = y + self.scroll_offset.y
         width = self.scrollable_content_region.width  # without the scrollbar
         if index >= len(self.rows):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base_style)
         cached = self._line_cache.get(index)
         if cached is not None and cached.cell_length == width:
             return cached
@@ -157,9 +174,7 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
         text.no_wrap = True
         text.overflow = "ellipsis"
         text.truncate(width, overflow="ellipsis", pad=True)
-        base = self.rich_style
-        if index == self.cursor:
-            base = base + self.get_component_rich_style("virtual-list--cursor")
+        base = self._cursor_style if index == self.cursor else self._base_style
         segments = [
             Segment(seg.text, base + seg.style if seg.style else base)
             for seg in text.render(self.app.console)
