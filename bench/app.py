@@ -136,6 +136,7 @@ class KeySample:
     ms: float  # key dispatched -> first composed frame showing its effect
     sent_ms: float  # the same from the pilot's send (adds the wait in the app's queue)
     partial: int  # frames composed in between that did not show it yet
+    next_ms: float  # key dispatched -> the very next composed frame (partial or not)
     encode_ms: float  # that frame's escape codes (truecolor)
     kib: float  # their size
 
@@ -157,6 +158,7 @@ class Probe:
     key_at: float | None = None
     sample: KeySample | None = None
     partial: int = 0
+    next_at: float | None = None
     profiler: cProfile.Profile | None = None
     profiling: bool = False  # profile this key (the timed ones, not the moves in between)
     console: Console = field(init=False)
@@ -229,6 +231,7 @@ class Probe:
             self.preview_frame = now
         if self.key_at is None or self.sample is not None:
             return
+        self.next_at = self.next_at or now
         if not self.done():
             self.partial += 1
             return
@@ -236,14 +239,18 @@ class Probe:
             self.profiler.disable()
         ms = (now - self.key_at) * 1000
         sent_ms = (now - (self.sent_at or self.key_at)) * 1000
+        next_ms = (self.next_at - self.key_at) * 1000
         encode_start = time.perf_counter()
         data = renderable.render_segments(self.console)  # type: ignore[union-attr]
         encode_ms = (time.perf_counter() - encode_start) * 1000
-        self.sample = KeySample(ms, sent_ms, self.partial, encode_ms, len(data.encode()) / 1024)
+        self.sample = KeySample(
+            ms, sent_ms, self.partial, next_ms, encode_ms, len(data.encode()) / 1024
+        )
 
     def arm(self, key: str, done: Callable[[], bool], profiling: bool = False) -> None:
         self.key, self.done, self.profiling = key, done, profiling
-        self.sent_at, self.key_at, self.sample, self.partial = None, None, None, 0
+        self.sent_at, self.key_at, self.next_at = None, None, None
+        self.sample, self.partial = None, 0
 
     def disarm(self) -> None:
         self.key = None
@@ -475,7 +482,8 @@ def key_rows(label: str, samples: list[KeySample], target: float | None) -> list
     queued = max(s.sent_ms - s.ms for s in samples)
     note = f"n={len(samples)}, queue wait <= {queued:.1f} ms"
     if partial:
-        note += f", {partial} had a partial frame first"
+        first = statistics.median(s.next_ms for s in samples if s.partial)
+        note += f", {partial} had a partial frame first (median {first:.1f} ms)"
     return [
         Row(label, [s.ms for s in samples], target=target, on="p95", note=note),
         Row(
