@@ -340,21 +340,25 @@ class CuratorApp(App[int]):
         return bool(ws and image and ws.by_image[image].caption in ws.changed_on_disk)
 
     def action_adopt_disk(self) -> None:
-        if self.ws is None or not self._changed_on_disk(self.image):
-            return
-        assert self.image is not None
-        self.ws.adopt_disk_version(self.ws.by_image[self.image].caption)
-        self.notify("the file's new tags are now its source (ctrl+z undoes)")
-        self._refresh_all()
-        self.refresh_bindings()
+        self._settle_disk_change(adopt=True)
 
     def action_keep_ours(self) -> None:
-        if self.ws is None or not self._changed_on_disk(self.image):
+        self._settle_disk_change(adopt=False)
+
+    def _settle_disk_change(self, adopt: bool) -> None:
+        """For a caption another tool changed: take its tags (adopt) or let ours win."""
+        ws = self.ws
+        if ws is None or self.image is None or not self._changed_on_disk(self.image):
             return
-        assert self.image is not None
-        self.ws.keep_ours(self.ws.by_image[self.image].caption)
-        self.notify("the next save overwrites this file with the caption shown")
+        caption = ws.by_image[self.image].caption
+        if adopt:
+            ws.adopt_disk_version(caption)
+            self.notify("the file's new tags are now its source (ctrl+z undoes)")
+        else:
+            ws.keep_ours(caption)
+            self.notify("the next save overwrites this file with the caption shown")
         self._refresh_all()
+        self._footer_shows_disk_keys = False
         self.refresh_bindings()
 
     def action_bucket(self, bucket: str) -> None:

@@ -6,6 +6,7 @@ themselves.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -95,18 +96,18 @@ def decode_caption(data: bytes) -> DecodedCaption:
     return DecodedCaption(text.strip("\n"), tuple(warnings))
 
 
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas, except inside an unescaped `( ... )` (a weighted tag may hold commas)."""
-    if "(" not in text:
-        return text.split(",")
-    parts: list[str] = []
+def _scan_parentheses(text: str) -> tuple[list[int], int, bool]:
+    """Where `text` may be split: the commas outside unescaped `( ... )`, the depth left open
+    at its end, and whether it ends in a backslash that escapes what follows."""
+    commas: list[int] = []
     depth = 0
-    start = 0
     i = 0
     n = len(text)
     while i < n:
         ch = text[i]
         if ch == "\\":
+            if i == n - 1:
+                return commas, depth, True
             i += 2
             continue
         if ch == "(":
@@ -114,14 +115,21 @@ def _split_top_level(text: str) -> list[str]:
         elif ch == ")" and depth:
             depth -= 1
         elif ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
+            commas.append(i)
         i += 1
+    return commas, depth, False
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas, except inside an unescaped `( ... )` (a weighted tag may hold commas)."""
+    if "(" not in text:
+        return text.split(",")
+    commas, depth, _ = _scan_parentheses(text)
     if depth:
         # An unclosed parenthesis: do not let it swallow the rest of the caption.
         return text.split(",")
-    parts.append(text[start:])
-    return parts
+    bounds = [-1, *commas, len(text)]
+    return [text[a + 1 : b] for a, b in itertools.pairwise(bounds)]
 
 
 def normalize_tag(raw: str, underscores: str = "spaces") -> str:
@@ -148,22 +156,8 @@ def _stands_alone(piece: str) -> bool:
     (as `_split_top_level` counts them) and no trailing backslash escapes the comma."""
     if "(" not in piece and "\\" not in piece:
         return True
-    depth = 0
-    i = 0
-    n = len(piece)
-    while i < n:
-        ch = piece[i]
-        if ch == "\\":
-            if i == n - 1:
-                return False
-            i += 2
-            continue
-        if ch == "(":
-            depth += 1
-        elif ch == ")" and depth:
-            depth -= 1
-        i += 1
-    return depth == 0
+    _, depth, dangling = _scan_parentheses(piece)
+    return depth == 0 and not dangling
 
 
 class TagParser:
