@@ -417,3 +417,13 @@ async def test_o_with_another_caption_format_reopens_the_dataset(make_dataset) -
         assert app.is_running and not app.fatal
         assert app.ws.strategy.name == "raw"
         assert list(app.tags.rows) == ["black_hair", "smile"]
+
+
+async def test_a_broken_image_shows_a_message_in_the_preview(make_dataset) -> None:
+    root = make_dataset({"broken.png": b"\x89PNG\r\n\x1a\n-cut-", "broken.txt": "smile\n"})
+    app = CuratorApp(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, preview=True)
+        screen = app.export_screenshot().replace("&#160;", " ")
+        assert "broken.png" in screen and "cannot decode" in screen
+        assert app.is_running
