@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import time
 
 import pytest
 
@@ -343,18 +342,14 @@ def _vocabulary(n: int) -> dict[str, int]:
     return counts
 
 
-def test_three_thousand_tags_take_a_few_milliseconds() -> None:
+def test_three_thousand_tags_one_suggestion_each_unsorted() -> None:
+    # (Its speed is measured by bench/suggest.py, not here.)
     counts = _vocabulary(3000)
     strategy = Strategy(
         buckets={tag: "trait" for tag in list(counts)[:300]},
         aliases={"scarlet hair": "crimson hair"},
         suggest={"trait": ("* ears*",), "drop": ("tiny *",)},
     )
-    suggest_buckets(counts, 1000, strategy)  # first call fills the caches
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        result = suggest_buckets(counts, 1000, strategy)
-        times.append(time.perf_counter() - start)
+    result = suggest_buckets(counts, 1000, strategy)
     assert len(result) == 2700
-    assert sorted(times)[2] < 0.03, f"median {sorted(times)[2] * 1000:.1f} ms"
+    assert set(result) == set(list(counts)[300:])
