@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
 
+from tests.pictures import picture
 from tui.core.workspace import Workspace
 
 
@@ -20,18 +19,9 @@ def profile_of(dataset: Path) -> str:
 
 
 def picture_bytes(seed: int, size: tuple[int, int] = (600, 600)) -> bytes:
-    """A sharp PNG of random shapes with a little noise, distinct per seed."""
-    rng = random.Random(seed)
-    w, h = size
-    image = Image.new("RGB", size, tuple(rng.randrange(256) for _ in range(3)))
-    draw = ImageDraw.Draw(image)
-    for _ in range(10):
-        x0, y0 = rng.randrange(w), rng.randrange(h)
-        box = [x0, y0, x0 + rng.randrange(w // 8, w // 2), y0 + rng.randrange(h // 8, h // 2)]
-        draw.rectangle(box, fill=tuple(rng.randrange(256) for _ in range(3)))
-    noise = Image.frombytes("L", size, rng.randbytes(w * h)).convert("RGB")
+    """A sharp PNG, distinct per seed."""
     out = io.BytesIO()
-    Image.blend(image, noise, 0.1).save(out, "PNG")
+    picture(seed, size).save(out, "PNG")
     return out.getvalue()
 
 

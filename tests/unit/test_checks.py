@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import io
 import os
-import random
 import struct
 import zlib
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
+from tests.pictures import picture
 from tui.core import checks
 from tui.core.checks import (
     Finding,
@@ -29,21 +29,6 @@ from tui.core.strategy import Strategy
 from tui.core.workspace import Workspace
 
 # ---- generated pictures -------------------------------------------------------------------
-
-
-def picture(seed: int, size: tuple[int, int] = (640, 640)) -> Image.Image:
-    """A sharp picture: random flat shapes (edges) with a little noise; distinct per seed."""
-    rng = random.Random(seed)
-    w, h = size
-    image = Image.new("RGB", size, tuple(rng.randrange(256) for _ in range(3)))
-    draw = ImageDraw.Draw(image)
-    for _ in range(12):
-        x0, y0 = rng.randrange(w), rng.randrange(h)
-        box = [x0, y0, x0 + rng.randrange(w // 8, w // 2), y0 + rng.randrange(h // 8, h // 2)]
-        fill = tuple(rng.randrange(256) for _ in range(3))
-        (draw.rectangle if rng.random() < 0.5 else draw.ellipse)(box, fill=fill)
-    noise = Image.frombytes("L", size, rng.randbytes(w * h)).convert("RGB")
-    return Image.blend(image, noise, 0.1)
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
