@@ -470,13 +470,3 @@ def test_unknown_pattern_or_bucket_is_refused(make_dataset):
             ws.set_pattern("absorb-all")
         with pytest.raises(ValueError):
             ws.set_buckets([("smile", "keep")])
-
-
-def test_unsorted_count_follows_bucket_changes_and_image_edits(make_dataset):
-    root = make_dataset({"a.png": None, "a.txt": "smile, black hair\n", "b.png": None})
-    with Workspace.open(root) as ws:
-        assert ws.unsorted_count() == len(ws.unsorted_tags()) == 2
-        ws.set_buckets([("smile", "context")])
-        assert ws.unsorted_count() == 1
-        ws.edit_image_tags("b.png", add=["hat"])
-        assert ws.unsorted_count() == len(ws.unsorted_tags()) == 2

@@ -193,7 +193,6 @@ class Workspace:
         self.logged_strategy: Strategy | None = state.strategy if has_strategy else None
         self._counts: Counter[str] | None = None
         self._renderer: Renderer | None = None
-        self._unsorted_count: tuple[tuple[Strategy, Counter[str]], int] | None = None
         self._parser: TagParser | None = None
 
     # ---- opening ----------------------------------------------------------------------------
@@ -410,17 +409,6 @@ class Workspace:
             (t for t in counts if strategy.bucket_of(strategy.alias_of(t)) == UNSORTED),
             key=lambda t: (-counts[t], t.casefold()),
         )
-
-    def unsorted_count(self) -> int:
-        """How many of the dataset's tags are in no bucket (cached per strategy and counts)."""
-        counts = self.tag_counts()
-        key = (self.strategy, counts)
-        cached = self._unsorted_count
-        if cached is None or cached[0][0] is not key[0] or cached[0][1] is not key[1]:
-            s = self.strategy
-            n = sum(1 for t in counts if s.bucket_of(s.alias_of(t)) == UNSORTED)
-            cached = self._unsorted_count = (key, n)
-        return cached[1]
 
     def will_change(self, image: str) -> bool:
         """Whether saving would change this image's caption file."""
