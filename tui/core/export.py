@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from tui.core.captions import format_caption
-from tui.core.trainers import AI_TOOLKIT, KOHYA, ONETRAINER, repeats_of, rules_for
+from tui.core.trainers import AI_TOOLKIT, KOHYA, ONETRAINER, repeats_prefix, rules_for
 
 TRAINERS = (KOHYA, ONETRAINER, AI_TOOLKIT)
 DEFAULT_RESOLUTION = 1024
@@ -106,6 +106,16 @@ def check_resolution(value: int) -> int:
     return value
 
 
+def folder_repeats(folder: str) -> int:
+    """The repeats of a folder: its own `N_` prefix, else the nearest enclosing folder's
+    (`10_school/extra` is part of the school images), else 1."""
+    for part in reversed(folder.split("/") if folder else []):
+        n = repeats_prefix(part)
+        if n is not None:
+            return n
+    return 1
+
+
 def build_subsets(
     images: Iterable[str],
     caption_extension: str = ".txt",
@@ -115,7 +125,7 @@ def build_subsets(
     """One subset per folder that directly holds images, sorted by folder.
 
     `triggers` lead every folder's captions unless `folder_triggers` (folder → triggers, a
-    mapping or a function) names the folder. Repeats come from the folder's `N_` prefix."""
+    mapping or a function) names the folder. Repeats: see `folder_repeats`."""
     by_folder: dict[str, list[str]] = {}
     for image in images:
         folder = image.rsplit("/", 1)[0] if "/" in image else ""
@@ -133,7 +143,7 @@ def build_subsets(
                 images=tuple(sorted(by_folder[folder])),
                 triggers=tuple(t for t in lead if t),
                 caption_extension=caption_extension,
-                repeats=repeats_of(folder) if folder else 1,
+                repeats=folder_repeats(folder),
             )
         )
     return tuple(out)

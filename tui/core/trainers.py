@@ -106,12 +106,16 @@ class TrainerFinding:
     replacement: tuple[str, ...] = ()
 
 
-def repeats_of(folder: str) -> int:
-    """The repeats a kohya folder name gives (`10_kaede` → 10); 1 without an `N_` prefix
+def repeats_prefix(name: str) -> int | None:
+    """The repeats a kohya folder name gives (`10_kaede` → 10); None without an `N_` prefix
     (and for `0_`, which would train nothing)."""
-    last = folder.rstrip("/").rsplit("/", 1)[-1]
-    match = _REPEATS.match(last)
-    return int(match.group(1)) if match else 1
+    match = _REPEATS.match(name)
+    return int(match.group(1)) if match else None
+
+
+def repeats_of(folder: str) -> int:
+    """The repeats of a folder's own name (its last part): its `N_` prefix, else 1."""
+    return repeats_prefix(folder.rstrip("/").rsplit("/", 1)[-1]) or 1
 
 
 def _folder_of(image: str) -> str:
