@@ -38,6 +38,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 # `export` targets and default resolution (tui.core.export is imported only by `export`).
 EXPORT_TRAINERS = ("kohya", "onetrainer", "ai-toolkit")
 DEFAULT_RESOLUTION = 1024
+EXPORT_HANDLES = frozenset({"kohya-folder-mode", "trigger-comma"})
 
 
 class UsageError(Exception):
@@ -474,11 +475,19 @@ def cmd_export(args: argparse.Namespace) -> int:
         captions = {e.image: c for e, c in ws.render_all()}
         empty = _on_disk_empty(ws, [i for i, c in captions.items() if not c])
         for f in find_unseen(images, fmt.extension, captions, triggers, empty):
-            if f.trainer in ("all", args.trainer):
+            # The export itself takes care of kohya's folder mode and of a comma trigger.
+            if f.trainer in ("all", args.trainer) and f.kind not in EXPORT_HANDLES:
                 shown = f", e.g. {quote_path(f.images[0])}" if f.images else ""
                 _err(f"note: {_CONTROL.sub(_escape, f.message)}{shown}")
         if target is None:
-            sys.stdout.write(text)
+            # UTF-8 whatever the terminal's locale: the file is for a trainer to read.
+            out = getattr(sys.stdout, "buffer", None)
+            if out is None:
+                sys.stdout.write(text)
+            else:
+                sys.stdout.flush()
+                out.write(text.encode("utf-8"))
+                out.flush()
             return EXIT_OK
         try:
             write_file_atomic(target, text.encode("utf-8"))
