@@ -471,6 +471,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         except ExportError as exc:
             raise UsageError(str(exc)) from None
         target = _export_target(ws, args.output, args.force) if args.output else None
+        stale = sum(ws.will_change(i) for i in images)
+        if stale:
+            _err(
+                f"note: {stale} caption file(s) differ from what the strategy renders; the "
+                f"trainer reads the files: run `{PROG} apply` first"
+            )
         # What this trainer will not see, as notes on stderr (the file is written anyway).
         captions = {e.image: c for e, c in ws.render_all()}
         empty = _on_disk_empty(ws, [i for i, c in captions.items() if not c])

@@ -58,10 +58,13 @@ def test_kohya_export_of_the_sample(run_cli, sample_copy):
 
 def test_export_uses_the_working_strategy(run_cli, sample_copy):
     profile = sample_copy / "profiles" / "kaede.toml"
+    before = run_cli("export", "kohya", sample_copy, "--profile", profile)
+    assert "run `lora-curator apply` first" in before.stderr  # the captions are not rendered yet
     assert run_cli("apply", sample_copy, "--profile", profile, "--trigger", "kd").returncode == 0
     result = run_cli("export", "kohya", sample_copy)
     assert result.returncode == 0, result.stderr
     assert checked("kohya", result.stdout)["datasets"][0]["subsets"][0]["class_tokens"] == "kd"
+    assert "apply` first" not in result.stderr
 
 
 def test_no_strategy_yet_is_a_usage_error(run_cli, sample_copy):
