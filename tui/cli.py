@@ -401,10 +401,13 @@ def _export_target(ws: Workspace, output: str, force: bool) -> Path:
     """Where `-o` writes: never over one of the dataset's images or captions, nor in its
     state, nor over an existing file without --force."""
     target = Path(os.path.realpath(Path(output).expanduser()))
+    shown = quote_path(output)
     if target.is_dir():
-        raise UsageError(f"{output}: is a folder; give a file name (e.g. {output}/kohya.toml)")
+        raise UsageError(f"{shown}: is a folder; give a file name in it (e.g. kohya.toml)")
     if not target.parent.is_dir():
-        raise UsageError(f"{target.parent}: no such folder; create it or give another -o FILE")
+        raise UsageError(
+            f"{quote_path(str(target.parent))}: no such folder; create it or give another -o FILE"
+        )
     root = ws.root
     if root == target or root in target.parents:
         rel = target.relative_to(root).as_posix()
@@ -415,11 +418,11 @@ def _export_target(ws: Workspace, output: str, force: bool) -> Path:
             or rel.endswith(ws.strategy.caption.extension)
         ):
             raise UsageError(
-                f"{output}: is (or could be) one of the dataset's images, captions or state; "
+                f"{shown}: is (or could be) one of the dataset's images, captions or state; "
                 "write the config elsewhere"
             )
     if target.exists() and not force:
-        raise UsageError(f"{output}: exists; add --force to replace it, or give another -o FILE")
+        raise UsageError(f"{shown}: exists; add --force to replace it, or give another -o FILE")
     return target
 
 
@@ -469,7 +472,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         try:
             text = render_export(args.trainer, plan)
         except ExportError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(_CONTROL.sub(_escape, str(exc))) from None
         target = _export_target(ws, args.output, args.force) if args.output else None
         stale = sum(ws.will_change(i) for i in images)
         if stale:
@@ -500,9 +503,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         except OSError as exc:
             _err_file(str(target), f"not written: {exc.strerror or exc}")
             return EXIT_FAILURE
-        print(
-            f"{len(plan.subsets)} folder(s) written to {quote_path(str(target))}", file=sys.stderr
-        )
+        print(f"{args.trainer} config written to {quote_path(str(target))}", file=sys.stderr)
         return EXIT_OK
 
 

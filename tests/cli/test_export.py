@@ -222,3 +222,14 @@ def test_bad_resolution_and_trainer(run_cli, sample_copy):
     assert bad.returncode == 2 and "between 64 and 8192" in bad.stderr
     unknown = run_cli("export", "everydream", sample_copy, "--profile", profile)
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+
+
+def test_nothing_a_trainer_reads_is_one_line_error(run_cli, make_dataset, tmp_path):
+    root = make_dataset({"2_k/a.gif": None}, name="bad\nname")
+    profile = profile_file(tmp_path, 'trigger = "kaede"\n')
+    result = run_cli("export", "kohya", root, "--profile", profile)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lora-curator: error: ")
+    assert "kohya sd-scripts reads none of its images" in lines[0]
+    assert "bad\\nname" in lines[0]
