@@ -145,9 +145,9 @@ def unread_images(images: Iterable[str]) -> list[TrainerFinding]:
         missed = [i for i in images if i not in skip and not r.reads_image(i)]
         if not missed:
             continue
-        how = f"it reads only {', '.join(sorted(e for e in r.image_extensions if e.islower()))}" + (
-            " in lower or upper case (not '.Png')" if r.exact_case else ""
-        )
+        listed = ", ".join(sorted(e for e in r.image_extensions if e.islower()))
+        case = " in lower or upper case (not '.Png')" if r.exact_case else ""
+        how = f"it reads only {listed}{case}"
         out.append(
             TrainerFinding(
                 "unread-image",
@@ -186,13 +186,10 @@ def recursive_overlap(images: Iterable[str]) -> TrainerFinding | None:
     a folder recursively, so an image folder below another one trains in both entries."""
     images = list(images)
     folders = {_folder_of(i) for i in images}
-    twice = sorted(
-        i
-        for i in images
-        if any(
-            f != _folder_of(i) and (f == "" or _folder_of(i).startswith(f + "/")) for f in folders
-        )
-    )
+    nested = {
+        f for f in folders if any(g != f and (g == "" or f.startswith(g + "/")) for g in folders)
+    }
+    twice = sorted(i for i in images if _folder_of(i) in nested)
     if not twice:
         return None
     return TrainerFinding(
