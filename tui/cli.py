@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import NoReturn
 
 from tui import __version__
-from tui.core.dataset import DatasetError, check_root
+from tui.core.dataset import STATE_DIR, DatasetError, check_root
 from tui.core.guide import render_guide
 from tui.core.profile import (
     ProfileError,
@@ -27,11 +29,16 @@ from tui.core.store import StateError, state_exists
 from tui.core.strategy import PATTERNS, Strategy
 from tui.core.suggest import suggest_buckets
 from tui.core.workspace import Workspace
+from tui.core.writer import write_file_atomic
 
 PROG = "lora-curator"
-SUBCOMMANDS = ("apply", "tags", "restore", "profile", "suggest", "check", "guide")
+SUBCOMMANDS = ("apply", "tags", "restore", "profile", "suggest", "check", "guide", "export")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+# `export` targets and default resolution (tui.core.export is imported only by `export`).
+EXPORT_TRAINERS = ("kohya", "onetrainer", "ai-toolkit")
+DEFAULT_RESOLUTION = 1024
+EXPORT_HANDLES = frozenset({"kohya-folder-mode", "trigger-comma"})
 
 
 class UsageError(Exception):
@@ -111,6 +118,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("guide", help="print the prompt guide (Markdown) of a strategy")
     p.add_argument("dataset", metavar="DATASET", nargs="?", help="adds image counts")
     _add_profile_option(p)
+
+    p = sub.add_parser("export", help="a trainer's dataset config for this dataset")
+    p.add_argument(
+        "trainer",
+        choices=EXPORT_TRAINERS,
+        metavar="TRAINER",
+        help="kohya | onetrainer | ai-toolkit",
+    )
+    p.add_argument("dataset", metavar="DATASET")
+    _add_profile_option(p)
+    p.add_argument(
+        "--resolution",
+        type=int,
+        default=DEFAULT_RESOLUTION,
+        metavar="PX",
+        help="training side length",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write FILE (atomically) instead of stdout"
+    )
+    p.add_argument("--force", action="store_true", help="with -o: replace an existing FILE")
     return parser
 
 
@@ -369,6 +397,116 @@ def cmd_guide(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def _export_target(ws: Workspace, output: str, force: bool) -> Path:
+    """Where `-o` writes: never over one of the dataset's images or captions, nor in its
+    state, nor over an existing file without --force."""
+    target = Path(os.path.realpath(Path(output).expanduser()))
+    shown = quote_path(output)
+    if target.is_dir():
+        raise UsageError(f"{shown}: is a folder; give a file name in it (e.g. kohya.toml)")
+    if not target.parent.is_dir():
+        raise UsageError(
+            f"{quote_path(str(target.parent))}: no such folder; create it or give another -o FILE"
+        )
+    root = ws.root
+    if root == target or root in target.parents:
+        rel = target.relative_to(root).as_posix()
+        own = {e.image for e in ws.images} | {e.caption for e in ws.images}
+        if (
+            rel in own
+            or rel.split("/", 1)[0] == STATE_DIR
+            or rel.endswith(ws.strategy.caption.extension)
+        ):
+            raise UsageError(
+                f"{shown}: is (or could be) one of the dataset's images, captions or state; "
+                "write the config elsewhere"
+            )
+    if target.exists() and not force:
+        raise UsageError(f"{shown}: exists; add --force to replace it, or give another -o FILE")
+    return target
+
+
+def _on_disk_empty(ws: Workspace, images: list[str]) -> list[str]:
+    """Of these images, those whose caption file exists and holds no text."""
+    out = []
+    for image in images:
+        entry = ws.by_image[image]
+        if not entry.caption_exists:
+            continue
+        try:
+            data = (ws.root / entry.caption).read_bytes()
+        except OSError:
+            continue
+        if not data.strip():
+            out.append(image)
+    return out
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tui.core.export import ExportError, ExportPlan, build_subsets, render_export
+    from tui.core.trainers import find_unseen
+
+    profile, _ = _load_profile_arg(args.profile)
+    if profile is None and not state_exists(check_root(args.dataset)):
+        raise UsageError(
+            f"{args.dataset}: no working strategy yet; give one with --profile "
+            "(a file or a library name), or curate the dataset in the app first"
+        )
+    with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+        if not ws.has_strategy:
+            raise UsageError(
+                f"{ws.root}: no working strategy yet; give one with --profile "
+                "(a file or a library name), or curate the dataset in the app first"
+            )
+        strategy = ws.strategy
+        fmt = strategy.caption
+        images = [e.image for e in ws.images]
+        triggers = [strategy.trigger] if strategy.trigger else []
+        plan = ExportPlan(
+            ws.root,
+            build_subsets(images, fmt.extension, triggers),
+            args.resolution,
+            fmt.separator,
+            fmt.escape_parentheses,
+        )
+        try:
+            text = render_export(args.trainer, plan)
+        except ExportError as exc:
+            raise UsageError(_CONTROL.sub(_escape, str(exc))) from None
+        target = _export_target(ws, args.output, args.force) if args.output else None
+        stale = sum(ws.will_change(i) for i in images)
+        if stale:
+            _err(
+                f"note: {stale} caption file(s) differ from what the strategy renders; the "
+                f"trainer reads the files: run `{PROG} apply` first"
+            )
+        # What this trainer will not see, as notes on stderr (the file is written anyway).
+        captions = {e.image: c for e, c in ws.render_all()}
+        empty = _on_disk_empty(ws, [i for i, c in captions.items() if not c])
+        for f in find_unseen(images, fmt.extension, captions, triggers, empty):
+            # The export itself takes care of kohya's folder mode and of a comma trigger.
+            if f.trainer in ("all", args.trainer) and f.kind not in EXPORT_HANDLES:
+                shown = f", e.g. {quote_path(f.images[0])}" if f.images else ""
+                _err(f"note: {_CONTROL.sub(_escape, f.message)}{shown}")
+        if target is None:
+            # UTF-8 whatever the terminal's locale: the file is for a trainer to read.
+            out = getattr(sys.stdout, "buffer", None)
+            if out is None:
+                sys.stdout.write(text)
+            else:
+                sys.stdout.flush()
+                out.write(text.encode("utf-8"))
+                out.flush()
+            return EXIT_OK
+        try:
+            write_file_atomic(target, text.encode("utf-8"))
+        except OSError as exc:
+            _err_file(str(target), f"not written: {exc.strerror or exc}")
+            return EXIT_FAILURE
+        print(f"{args.trainer} config written to {quote_path(str(target))}", file=sys.stderr)
+        return EXIT_OK
+
+
 def run_app(argv: Sequence[str]) -> int:
     args = build_app_parser().parse_args(argv)
     from tui.app.main import run  # Textual is imported only here
@@ -390,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "suggest": cmd_suggest,
             "check": cmd_check,
             "guide": cmd_guide,
+            "export": cmd_export,
         }[args.command]
         return handler(args)
     except (ProfileError, UsageError, DatasetError) as exc:
