@@ -29,7 +29,7 @@ from tui.core.suggest import suggest_buckets
 from tui.core.workspace import Workspace
 
 PROG = "lora-curator"
-SUBCOMMANDS = ("apply", "tags", "restore", "profile", "suggest", "check", "guide")
+SUBCOMMANDS = ("apply", "tags", "restore", "profile", "suggest", "check", "guide", "find")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -110,6 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("guide", help="print the prompt guide (Markdown) of a strategy")
     p.add_argument("dataset", metavar="DATASET", nargs="?", help="adds image counts")
+    _add_profile_option(p)
+
+    p = sub.add_parser(
+        "find",
+        help="print the images a query finds (exit 1 when none)",
+        description="Print the images a query finds, one per line, sorted. "
+        "Example: lora-curator find DATASET 'black hair, smile | grin, -blurry'.",
+    )
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("query", metavar="QUERY", help="a query (see README: Finding images)")
     _add_profile_option(p)
     return parser
 
@@ -369,6 +379,48 @@ def cmd_guide(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def cmd_find(args: argparse.Namespace) -> int:
+    from tui.core.query import QueryError, parse_query, workspace_index
+
+    try:
+        parse_query(args.query)  # a malformed query is reported before the dataset is read
+    except QueryError as exc:
+        raise UsageError(f"query at {exc}") from None
+    profile, _ = _load_profile_arg(args.profile)
+    with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+        index = workspace_index(ws)
+        try:
+            found = index.match(args.query)
+        except QueryError as exc:
+            raise UsageError(f"query at {exc}") from None
+        out = sys.stdout
+        for image in found:
+            out.write(quote_path(image) + "\n")
+        print(f"{len(found)} of {len(index.images)} images", file=sys.stderr)
+        return EXIT_OK if found else EXIT_FAILURE
+
+
+def _find_argv(argv: list[str]) -> list[str]:
+    """`find`'s arguments with its positionals after `--`: a query like `-blurry, smile`
+    is a query, not an unknown option."""
+    options: list[str] = []
+    positionals: list[str] = []
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg == "--":
+            positionals.extend(rest)
+        elif arg == "--profile":
+            options.append(arg)
+            value = next(rest, None)
+            if value is not None:
+                options.append(value)
+        elif arg.startswith("--profile=") or arg in ("-h", "--help"):
+            options.append(arg)
+        else:
+            positionals.append(arg)
+    return [argv[0], *options, "--", *positionals]
+
+
 def run_app(argv: Sequence[str]) -> int:
     args = build_app_parser().parse_args(argv)
     from tui.app.main import run  # Textual is imported only here
@@ -381,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
             return run_app(argv)
+        if argv[0] == "find":
+            argv = _find_argv(argv)
         args = build_parser().parse_args(argv)
         handler = {
             "apply": cmd_apply,
@@ -390,6 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "suggest": cmd_suggest,
             "check": cmd_check,
             "guide": cmd_guide,
+            "find": cmd_find,
         }[args.command]
         return handler(args)
     except (ProfileError, UsageError, DatasetError) as exc:
