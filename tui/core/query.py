@@ -36,7 +36,8 @@ query find the image it came from:
   its `)`: `kaede (blue archive), bow (weapon)`. A `)` that closes no `(` of its term closes
   the group when there is one, else it is part of the tag (`;)`, `>:)`).
 - `-` negates only at the start of a term, and not an emoticon: `-` followed by `_` or `.`,
-  or a short term that ends in `-` too (`-_-`, `-.-`, `-3-`). `t-shirt` is a tag.
+  or a short term that ends in `-` too (`-_-`, `-.-`, `-3-`). `t-shirt` is a tag. Before a
+  quote or a `(` it always negates: `-"-_-"`, `-(a | b)`.
 - `|` is OR, except right after one of `_ : ; < \\ |` or right before one of `_ > / |`:
   then it is part of the tag (`:|`, `;|`, `|_|`, `<|>_<|>`); `smile|:d` is OR.
 - `:`, `<`, `>` are plain characters (`:d`, `re:zero`, `>_<`) unless the item starts with a
@@ -223,7 +224,10 @@ class _Parser:
 
     def unary(self, after: str = "") -> Node:
         self.skip_ws()
-        if self.at("-") and not _EMOTICON_DASH.fullmatch(self.peek_bare()):
+        if self.at("-") and (
+            self.s[self.i + 1 : self.i + 2] in ('"', "(")
+            or not _EMOTICON_DASH.fullmatch(self.peek_bare())
+        ):
             start = self.i
             self.i += 1
             return Not(self.unary("after '-'"), start + 1)
@@ -240,7 +244,8 @@ class _Parser:
         self.skip_ws()
         start = self.i
         expected = f"expected a tag or a qualifier{' ' + after if after else ''}"
-        if self.i >= self.n or self.at(",") or self.at_operator_pipe() or self.at(")"):
+        closes = self.at(")") and self.depth > 0  # at the top level `)` is part of a tag
+        if self.i >= self.n or self.at(",") or self.at_operator_pipe() or closes:
             raise self.error(self.i, f"{expected}, found {self.found()}")
         if self.at("("):
             self.i += 1
@@ -434,7 +439,8 @@ def quote_term(tag: str) -> str:
         node = parse_query(tag)
     except QueryError:
         node = None
-    if isinstance(node, Term) and node.pattern is None and node.key == tag_key(tag):
+    plain = "\\" not in tag  # a backslash may escape what follows it in the query
+    if plain and isinstance(node, Term) and node.pattern is None and node.key == tag_key(tag):
         return tag
     return '"' + tag.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -740,7 +746,8 @@ class TagIndex:
             raise QueryError(q.column, "no concepts in this strategy")
         hit = self._concepts.get(q.value)
         if hit is None:
-            known = ", ".join(sorted(name for name, _ in self._concepts.values())) or "none"
+            names = sorted((name for name, _ in self._concepts.values()), key=str.casefold)
+            known = ", ".join(names) or "none"
             raise QueryError(q.column, f"no concept named {q.value!r} (concepts: {known})")
         name, members = hit
         return self._cache.fetch(("concept", name), lambda: self._image_set(members))
