@@ -3,6 +3,7 @@ characters, malformed queries, and pasted captions finding the image they came f
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -294,3 +295,45 @@ def test_a_pasted_caption_finds_the_image_it_came_from(raw: list[str]) -> None:
     idx = TagIndex(["it.png", "empty.png"], [tags, ()])
     assert idx.match(", ".join(tags)) == ["it.png"]
     assert idx.match(caption) == ["it.png"]
+
+
+def test_buckets_counted_again_for_moved_tags_equal_a_fresh_index() -> None:
+    idx = index()
+    assert idx.match("bucket:unsorted") == names("a", "b", "c", "d", "f")
+    moves = [
+        ({**BUCKETS, "serafuku": "trait", ":|": "trait", "<|>_<|>": "trait"}, None),
+        ({**BUCKETS, "grin": "flaw"}, ["grin", "serafuku", ":|", "<|>_<|>"]),
+        ({**BUCKETS, "grin": "flaw", "black hair": "unsorted"}, ["Black_Hair"]),
+    ]
+    for buckets, moved in moves:
+        idx.set_buckets(buckets, moved=moved)
+        fresh = index(buckets=buckets)
+        for bucket in ("trait", "context", "flaw", "drop", "unsorted"):
+            assert idx.match(f"bucket:{bucket}") == fresh.match(f"bucket:{bucket}"), bucket
+    assert idx.match("bucket:flaw") == names("c", "d")
+    assert idx.match("bucket:trait") == names("c")  # only `blonde hair` is left a trait
+
+
+def test_frequent_tags_kept_as_bytemaps_give_the_same_answers_as_rare_ones() -> None:
+    # 640 images: tags on 32+ images are kept as bytemaps, the rest by their ids.
+    rng = random.Random(7)
+    vocab = [f"{colour} {thing}" for colour in ("red", "blue", "pale") for thing in "abcdefgh"]
+    images = [f"img_{i:03d}.png" for i in range(640)]
+    tags = []
+    for _ in images:
+        known = vocab[: rng.choice([2, 4, len(vocab)])]
+        tags.append(tuple(rng.sample(known, rng.randint(0, 2))))
+    idx = TagIndex(images, tags)
+    assert idx._frequent and len(idx._frequent) < len(idx.keys)  # both kinds are exercised
+
+    def brute(test) -> list[str]:
+        return [image for image, t in zip(images, tags, strict=True) if test(set(t))]
+
+    for tag in vocab:
+        assert idx.match(tag) == brute(lambda t, tag=tag: tag in t)
+        assert idx.match(f"-{tag}") == brute(lambda t, tag=tag: tag not in t)
+    assert idx.match("red *") == brute(lambda t: any(x.startswith("red ") for x in t))
+    assert idx.match("* a | pale *, -blue b") == brute(
+        lambda t: any(x.endswith(" a") or x.startswith("pale ") for x in t) and "blue b" not in t
+    )
+    assert idx.match("tags>3") == brute(lambda t: len(t) > 3)

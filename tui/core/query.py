@@ -68,6 +68,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import compress, repeat
+from operator import sub
 
 from tui.core.captions import normalize_tag
 
@@ -539,7 +540,19 @@ class TagIndex:
         )
         self._scores = scores
         self._cache = _Lru(128)
-        self._bucket_keys: dict[str, list[str]] | None = None
+        # Bytemaps of the tags on at least 1/64 of the images, made now and kept (at most 64
+        # x the mean tags per image of them: ~30 MB at 100k images): any single tag is then
+        # cheap, and they hold most ids of a wildcard.
+        self._frequent_floor = max(n // 64, 32)
+        self._frequent = {
+            key: self._bytemap([ids])
+            for key, ids in postings.items()
+            if len(ids) >= self._frequent_floor
+        }
+        # bucket:, built on first use: each tag key's bucket, and per bucket how many of
+        # each image's tags are in it, kept up to date as tags move (`set_buckets`).
+        self._key_bucket: dict[str, str] | None = None
+        self._bucket_counts: dict[str, list[int]] = {}
         self._names: list[str] | None = None
         self._paths: list[str] | None = None
         self._folders: dict[str, list[int]] | None = None
@@ -547,11 +560,35 @@ class TagIndex:
 
     # ---- facts that change while curating ---------------------------------------------------
 
-    def set_buckets(self, buckets: Mapping[str, str] | Callable[[str], str] | None) -> None:
-        """New buckets (the user sorted a tag): forgets what `bucket:` found."""
+    def set_buckets(
+        self,
+        buckets: Mapping[str, str] | Callable[[str], str] | None,
+        moved: Iterable[str] | None = None,
+    ) -> None:
+        """New buckets (the user sorted tags). `moved` names the tags whose bucket may have
+        changed (None: any): only their images are counted again."""
         self._buckets = buckets
-        self._bucket_keys = None
         self._forget("bucket")
+        key_bucket = self._key_bucket
+        if key_bucket is None:
+            return
+        bucket_of = self._bucket_lookup()
+        if moved is None:
+            keys: Iterable[str] = self.keys
+        else:
+            keys = {self.aliases.get(tag_key(t), tag_key(t)) for t in moved}
+        counts = self._bucket_counts
+        for key in keys:
+            if key not in key_bucket:
+                continue
+            old, new = key_bucket[key], bucket_of(self.spelling[key])
+            if old == new:
+                continue
+            key_bucket[key] = new
+            before, after = counts[old], counts.setdefault(new, [0] * self.n)
+            for i in self.postings[key]:
+                before[i] -= 1
+                after[i] += 1
 
     def set_changed(self, changed: ImageSet | None) -> None:
         self._changed = changed
@@ -626,21 +663,41 @@ class TagIndex:
             deque(map(put, ids, repeat(1)), 0)  # in C: one byte per id
         return int.from_bytes(marks, "little")
 
+    def _union(self, keys: Iterable[str]) -> int:
+        """The images having any of these tags: frequent tags by their kept bytemaps (one
+        integer OR each), the rest by their ids."""
+        postings, frequent, floor = self.postings, self._frequent, self._frequent_floor
+        found = 0
+        rare: list[list[int]] = []
+        for key in keys:
+            ids = postings[key]
+            if len(ids) >= floor:
+                hit = frequent.get(key)
+                if hit is None:
+                    hit = frequent[key] = self._bytemap([ids])
+                found |= hit
+            else:
+                rare.append(ids)
+        return found | self._bytemap(rare) if rare else found
+
     def _term(self, term: Term) -> int:
         if term.pattern is None:
             key = self.aliases.get(term.key, term.key)
             if self.trigger_key and key == self.trigger_key:
                 return self.all
-            ids = self.postings.get(key)
-            if ids is None:
+            if key not in self.postings:
                 return 0
-            return self._cache.fetch(("tag", key), lambda: self._bytemap([ids]))
+            return self._cache.fetch(("tag", key), lambda: self._union([key]))
         pattern = term.pattern
+        if pattern == ".*":  # `*`: any tag at all
+            return self._cache.fetch(
+                ("wild", pattern),
+                lambda: int.from_bytes(bytes(map(bool, self.counts)), "little"),
+            )
 
         def expand() -> int:
             fits = re.compile(pattern, re.DOTALL).fullmatch
-            postings = self.postings
-            return self._bytemap(postings[k] for k in filter(fits, self.keys))
+            return self._union(filter(fits, self.keys))
 
         # Only the dataset's tags: the trigger is no tag of its own (`-*`: images without tags).
         return self._cache.fetch(("wild", pattern), expand)
@@ -718,22 +775,41 @@ class TagIndex:
         ]
         return self._bytemap(chosen)
 
+    def _bucket_lookup(self) -> Callable[[str], str]:
+        lookup = self._buckets
+        if lookup is None:
+            return lambda _tag: "unsorted"
+        if callable(lookup):
+            return lookup
+        folded = {tag_key(t): b for t, b in lookup.items()}
+        return lambda tag: folded.get(tag_key(tag), "unsorted")
+
     def _bucket(self, bucket: str) -> int:
-        if self._bucket_keys is None:
-            lookup = self._buckets
-            if lookup is None:
-                bucket_of: Callable[[str], str] = lambda _tag: "unsorted"  # noqa: E731
-            elif callable(lookup):
-                bucket_of = lookup
-            else:
-                folded = {tag_key(t): b for t, b in lookup.items()}
-                bucket_of = lambda tag: folded.get(tag_key(tag), "unsorted")  # noqa: E731
+        if self._key_bucket is None:
+            bucket_of = self._bucket_lookup()
+            self._key_bucket = {key: bucket_of(self.spelling[key]) for key in self.keys}
             grouped: dict[str, list[str]] = {}
-            for key in self.keys:
-                grouped.setdefault(bucket_of(self.spelling[key]), []).append(key)
-            self._bucket_keys = grouped
-        postings = self.postings
-        return self._bytemap(postings[k] for k in self._bucket_keys.get(bucket, ()))
+            for key, b in self._key_bucket.items():
+                grouped.setdefault(b, []).append(key)
+            postings = self.postings
+            sizes = {b: sum(len(postings[k]) for k in keys) for b, keys in grouped.items()}
+            # The bucket holding the most ids is counted as what the others leave.
+            largest = max(sizes, key=sizes.__getitem__, default=None)
+            rest = list(self.counts)
+            for b, keys in grouped.items():
+                if b == largest:
+                    continue
+                counts = self._bucket_counts[b] = [0] * self.n
+                for key in keys:
+                    for i in postings[key]:
+                        counts[i] += 1
+                rest = list(map(sub, rest, counts))
+            if largest is not None:
+                self._bucket_counts[largest] = rest
+        counts = self._bucket_counts.get(bucket)
+        if counts is None:
+            return 0
+        return int.from_bytes(bytes(map(bool, counts)), "little")
 
     def _image_set(self, source: ImageSet) -> int:
         if callable(source):
