@@ -46,7 +46,7 @@ query find the image it came from:
 - `"..."` at the start of a term quotes it: nothing inside is an operator nor a wildcard;
   `\\"` and `\\\\` inside stand for `"` and `\\`. A quote not followed by the end of the term
   is a plain character (`"pour la justice" (genshin impact)`).
-- Outside quotes, `\\` makes the next `( ) , | * " -` a plain character (so `kaede
+- Outside quotes, `\\` makes the next `( ) , | * " - \\` a plain character (so `kaede
   \\(blue archive\\)` from a caption written with escaped parentheses still matches); before
   anything else it is itself (`\\m/`).
 
