@@ -32,7 +32,17 @@ from tui.core.workspace import Workspace
 from tui.core.writer import write_file_atomic
 
 PROG = "lora-curator"
-SUBCOMMANDS = ("apply", "tags", "restore", "profile", "suggest", "check", "guide", "export")
+SUBCOMMANDS = (
+    "apply",
+    "tags",
+    "restore",
+    "profile",
+    "suggest",
+    "check",
+    "guide",
+    "export",
+    "find",
+)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 # `export` targets and default resolution (tui.core.export is imported only by `export`).
@@ -139,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="FILE", help="write FILE (atomically) instead of stdout"
     )
     p.add_argument("--force", action="store_true", help="with -o: replace an existing FILE")
+    p = sub.add_parser(
+        "find",
+        help="print the images a query finds (exit 1 when none)",
+        description="Print the images a query finds, one per line, sorted. "
+        "Example: lora-curator find DATASET 'black hair, smile | grin, -blurry'.",
+    )
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("query", metavar="QUERY", help="a query (see README: Finding images)")
+    _add_profile_option(p)
     return parser
 
 
@@ -507,6 +526,48 @@ def cmd_export(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def cmd_find(args: argparse.Namespace) -> int:
+    from tui.core.query import QueryError, parse_query, workspace_index
+
+    try:
+        parse_query(args.query)  # a malformed query is reported before the dataset is read
+    except QueryError as exc:
+        raise UsageError(f"query at {exc}") from None
+    profile, _ = _load_profile_arg(args.profile)
+    with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+        index = workspace_index(ws)
+        try:
+            found = index.match(args.query)
+        except QueryError as exc:
+            raise UsageError(f"query at {exc}") from None
+        out = sys.stdout
+        for image in found:
+            out.write(quote_path(image) + "\n")
+        print(f"{len(found)} of {len(index.images)} images", file=sys.stderr)
+        return EXIT_OK if found else EXIT_FAILURE
+
+
+def _find_argv(argv: list[str]) -> list[str]:
+    """`find`'s arguments with its positionals after `--`: a query like `-blurry, smile`
+    is a query, not an unknown option."""
+    options: list[str] = []
+    positionals: list[str] = []
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg == "--":
+            positionals.extend(rest)
+        elif arg == "--profile":
+            options.append(arg)
+            value = next(rest, None)
+            if value is not None:
+                options.append(value)
+        elif arg.startswith("--profile=") or arg in ("-h", "--help"):
+            options.append(arg)
+        else:
+            positionals.append(arg)
+    return [argv[0], *options, "--", *positionals]
+
+
 def run_app(argv: Sequence[str]) -> int:
     args = build_app_parser().parse_args(argv)
     from tui.app.main import run  # Textual is imported only here
@@ -519,6 +580,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
             return run_app(argv)
+        if argv[0] == "find":
+            argv = _find_argv(argv)
         args = build_parser().parse_args(argv)
         handler = {
             "apply": cmd_apply,
@@ -529,6 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "check": cmd_check,
             "guide": cmd_guide,
             "export": cmd_export,
+            "find": cmd_find,
         }[args.command]
         return handler(args)
     except (ProfileError, UsageError, DatasetError) as exc:
