@@ -468,24 +468,20 @@ def cmd_tag(args: argparse.Namespace) -> int:
     # numpy and onnxruntime are imported inside the tagger, only once this command runs.
     from tui.core.scores import ScoreStore, ScoreStoreError
     from tui.core.tagger import TaggerError
-    from tui.core.tagger.pipeline import prepare_tagging
+    from tui.core.tagger.pipeline import open_tagger, plan_tagging
 
     root = check_root(args.dataset)
     try:
+        # The model first: a missing model or dependency writes nothing in the dataset.
+        tagger, labels = open_tagger(args.model, args.device, args.download)
+        if tagger.report.refused:
+            _err(f"error: {tagger.report.message}; use --device auto to run on the CPU anyway")
+            return EXIT_USAGE
+        _err(tagger.report.message)
         with ScoreStore.open_for_tagging(root) as store:
-            job, problems = prepare_tagging(
-                root,
-                args.model,
-                store,
-                device=args.device,
-                batch_size=args.batch_size,
-                retag=args.retag,
-                download=args.download,
+            job, problems = plan_tagging(
+                root, tagger, labels, store, batch_size=args.batch_size, retag=args.retag
             )
-            if job.device.refused:
-                _err(f"error: {job.device.message}; use --device auto to run on the CPU anyway")
-                return EXIT_USAGE
-            _err(job.device.message)
             for path, why in problems:
                 _err_file(path, why)
             progress = _TagProgress(len(job.todo))

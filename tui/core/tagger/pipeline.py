@@ -172,24 +172,32 @@ def still_to_tag(
     return todo
 
 
-def prepare_tagging(
-    dataset: str | os.PathLike[str],
+def open_tagger(
     model: str,
-    store: ScoreStore,
     device: str = "auto",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    retag: bool = False,
     download: bool = False,
     intra_op_threads: int | None = None,
-) -> tuple[TaggingJob, list[tuple[str, str]]]:
-    """Open the model and choose the images to tag (all with `retag`, else those this model
-    has not tagged). Also returns the scan's problems about images (path, why)."""
-    root = check_root(dataset)
+) -> tuple[TaggerSession, LabelList]:
+    """Find and open a model (`--model`), its labels read; nothing is written."""
     import_runtime()  # the install line before anything else
     files = find_model(model, download=download)
     labels = load_labels(files.labels)
-    tagger = open_session(files, device, intra_op_threads)
+    return open_session(files, device, intra_op_threads), labels
+
+
+def plan_tagging(
+    dataset: str | os.PathLike[str],
+    tagger: TaggerSession,
+    labels: LabelList,
+    store: ScoreStore,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    retag: bool = False,
+) -> tuple[TaggingJob, list[tuple[str, str]]]:
+    """Choose the images to tag (all with `retag`, else those this model has not tagged, or
+    that changed since). Also returns the scan's problems about images (path, why)."""
+    root = check_root(dataset)
     scan = scan_dataset(root)
+    # Only what keeps an image from being tagged (not missing captions and the like).
     problems = [
         (p, why)
         for p, why in scan.problems
@@ -198,7 +206,7 @@ def prepare_tagging(
     images = [e.image for e in scan.images]
     done: dict[str, tuple[int, int]] = {}
     if not retag:
-        existing = store.model_id(files.name)
+        existing = store.model_id(tagger.files.name)
         if existing is not None and store.labels(existing) == list(labels.labels):
             done = store.tagged_images(existing)
     todo = images if retag else still_to_tag(root, images, done)
