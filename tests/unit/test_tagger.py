@@ -85,7 +85,7 @@ def test_prepare_resizes_to_the_requested_size():
 def test_a_corrupt_file_and_a_fifo_are_named_not_fatal(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    with pytest.raises(ImageReadError, match="corrupt|Pillow"):
+    with pytest.raises(ImageReadError, match=r"corrupt|Pillow"):
         read_image(bad)
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
@@ -366,9 +366,11 @@ def test_two_taggers_on_one_dataset_are_refused(tmp_path):
 
     root = tmp_path / "ds"
     root.mkdir()
-    with ScoreStore.open_for_tagging(root):
-        with pytest.raises(ScoreStoreError, match="another `tag` is already tagging"):
-            ScoreStore.open_for_tagging(root)
+    with (
+        ScoreStore.open_for_tagging(root),
+        pytest.raises(ScoreStoreError, match="another `tag` is already tagging"),
+    ):
+        ScoreStore.open_for_tagging(root)
     ScoreStore.open_for_tagging(root).close()  # released on close
     assert scores_path(root).is_file()
 
