@@ -125,6 +125,9 @@ def open_session(
         with contextlib.suppress(Exception):  # best effort; the report says what happened
             ort.preload_dlls()
     options = ort.SessionOptions()
+    # Idle inference threads spin by default, taking the cores the decode threads need
+    # between batches; without spinning, decoding overlaps inference.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if intra_op_threads:
         options.intra_op_num_threads = intra_op_threads
     try:
