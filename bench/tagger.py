@@ -117,8 +117,25 @@ def peak_rss_of_tag(folder: Path, model: Path, batch: int) -> tuple[float, float
 
 
 def state_size(root: Path) -> int:
+    """Bytes of the scores database, its write-ahead log folded in first."""
+    with ScoreStore.open_for_tagging(root) as store:
+        store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     path = scores_path(root)
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def state_per_1k(root: Path, model: str, images: int) -> float:
+    """MB of scores per 1,000 images: the database after tagging, less the same database
+    holding the model's labels only (a fixed cost, once per model)."""
+    from tui.core.tagger import find_model, load_labels
+
+    files = find_model(model)
+    labels = load_labels(files.labels)
+    empty = root.parent / "empty-state"
+    empty.mkdir()
+    with ScoreStore.open_for_tagging(empty) as store:
+        store.register_model(files.name, labels.sha, labels.labels)
+    return (state_size(root) - state_size(empty)) / images * 1000 / 1e6
 
 
 def synthetic_state(folder: Path, images: int, labels: int, stored: int) -> int:
@@ -139,8 +156,6 @@ def synthetic_state(folder: Path, images: int, labels: int, stored: int) -> int:
                 pairs = encode_pairs(idx, q, False)
                 rows.append(ScoredImage(f"10_chara/img_{i:06d}.png", 123456, 0, pairs))
             store.write_batch(model, rows)
-    with ScoreStore.open_for_tagging(folder) as store:
-        store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return state_size(folder)
 
 
@@ -179,7 +194,7 @@ def main() -> None:
             print(f"{label:20} {inference:8.2f}ms {decode:10.2f}ms {floor:6.2f}ms {tag:6.2f}ms "
                   f"{tag / floor:7.2f}×")  # fmt: skip
         print("targets: tag/sum ≤ 1.10 with default threads; < 1.00 with 1 inference thread")
-        per_1k = state_size(photos) / args.images * 1000 / 1e6
+        per_1k = state_per_1k(photos, model, args.images)
         print(f"\nstate: {per_1k:.2f} MB per 1,000 images (this model's scores)")
 
         cheap = build_test_model(tmp / "cheap-model", size=448)

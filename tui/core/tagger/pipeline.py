@@ -49,14 +49,16 @@ def score_rows(
     batch_size: int = DEFAULT_BATCH_SIZE,
     workers: int | None = None,
 ) -> Iterator[BatchResult]:
-    """Score `images` (paths relative to `root`) batch by batch. At most two batches of
+    """Score `images` (paths relative to `root`) batch by batch. At most about two batches of
     prepared images exist at any time, whatever the number of images."""
     _, np = import_runtime()
     wide = len(labels.labels) > 0xFFFF
     ratings = np.array(
         [i for i, lb in enumerate(labels.labels) if lb.category == RATING_CATEGORY], dtype=np.int64
     )
-    limit = max(2 * batch_size, 2 * (workers or decode_workers()))
+    # The next batch is being prepared while this one runs (plus a little slack for the
+    # pool): enough that inference never waits, and memory is this many images, never more.
+    limit = batch_size + 2 * (workers or decode_workers())
     names = iter(images)
     pending: deque[tuple[str, Future[Any]]] = deque()
     checked = False
