@@ -154,6 +154,13 @@ def test_without_onnxruntime_tag_exits_2_with_the_install_line(
     assert not (root / STATE_DIR).exists()
 
 
+def test_a_batch_size_below_one_is_a_usage_error(tmp_path, model, run_cli):
+    root = make_pictures(tmp_path / "ds")
+    result = run_cli("tag", root, "--model", model, "--batch-size", "0")
+    assert result.returncode == 2
+    assert "--batch-size: 0 must be at least 1" in result.stderr
+
+
 def test_device_cuda_without_cuda_support_is_refused(tmp_path, model, run_cli):
     root = make_pictures(tmp_path / "ds")
     result = run_cli("tag", root, "--model", model, "--device", "cuda")

@@ -137,6 +137,8 @@ def test_labels_are_converted_as_the_parser_converts_tags(tmp_path):
     assert "kaede (blue archive)" in names
     assert "looking at viewer" in names
     assert "^_^" in names  # an emoticon keeps its underscore
+    raw = {lb.name: lb.raw for lb in load_labels(model / "selected_tags.csv").labels}
+    assert raw["kaede (blue archive)"] == "kaede_(blue_archive)"  # for underscores = "keep"
     cats = {lb.name: lb.category for lb in load_labels(model / "selected_tags.csv").labels}
     assert (cats["general"], cats["blush"], cats["hatsune miku"]) == (9, 0, 4)
 

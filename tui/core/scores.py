@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS labels(
     idx INTEGER NOT NULL,        -- row of selected_tags.csv = output column of the model
     name TEXT NOT NULL,          -- converted as the caption parser converts tags
     category INTEGER NOT NULL,
+    raw TEXT NOT NULL,           -- as in selected_tags.csv (for `underscores = "keep"`)
     PRIMARY KEY(model, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS scores(
@@ -66,10 +67,12 @@ class ScoreStoreError(Exception):
 
 @dataclass(frozen=True)
 class Label:
-    """One output of a model: the tag as the curator spells it, and its CSV category."""
+    """One output of a model: the tag as the curator spells it (underscores → spaces, as the
+    parser does by default), its CSV category, and its name as the CSV spells it."""
 
     name: str
     category: int
+    raw: str = ""
 
 
 @dataclass(frozen=True)
@@ -239,8 +242,11 @@ class ScoreStore:
                 )
                 model_id = int(cur.lastrowid or 0)
                 conn.executemany(
-                    "INSERT INTO labels VALUES(?,?,?,?)",
-                    ((model_id, i, lb.name, lb.category) for i, lb in enumerate(labels)),
+                    "INSERT INTO labels VALUES(?,?,?,?,?)",
+                    (
+                        (model_id, i, lb.name, lb.category, lb.raw or lb.name)
+                        for i, lb in enumerate(labels)
+                    ),
                 )
             else:
                 model_id = int(row[0])
@@ -271,9 +277,9 @@ class ScoreStore:
         labels = self._labels.get(model)
         if labels is None:
             labels = self._labels[model] = [
-                Label(n, int(c))
-                for n, c in self._conn.execute(
-                    "SELECT name, category FROM labels WHERE model=? ORDER BY idx", (model,)
+                Label(n, int(c), r)
+                for n, c, r in self._conn.execute(
+                    "SELECT name, category, raw FROM labels WHERE model=? ORDER BY idx", (model,)
                 )
             ]
         return labels

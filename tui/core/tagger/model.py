@@ -172,7 +172,7 @@ def load_labels(path: Path) -> LabelList:
         name = normalize_tag(row[1])
         if not name:
             raise TaggerError(f"{path}: line {line_no}: empty tag name")
-        labels.append(Label(name, category))
+        labels.append(Label(name, category, row[1].strip()))
     if not labels:
         raise TaggerError(f"{path}: no labels after the header")
     return LabelList(tuple(labels), hashlib.sha256(data).hexdigest())
