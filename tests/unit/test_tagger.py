@@ -390,3 +390,23 @@ def test_the_curator_never_imports_numpy_or_onnxruntime():
         [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=True
     )
     assert json.loads(result.stdout) == []
+
+
+def test_scores_come_from_the_latest_model_unless_another_is_named(tmp_path):
+    from tui.core.scores import Label, ScoredImage
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    with ScoreStore.open_for_tagging(root) as store:
+        old = store.register_model("old", "1" * 64, [Label("smile", 0), Label("general", 9)])
+        new = store.register_model("new", "2" * 64, [Label("blush", 0), Label("explicit", 9)])
+        pairs = encode_pairs([0, 1], [QUANT // 2, QUANT], False)
+        store.write_batch(old, [ScoredImage("a.png", 10, 20, pairs)])
+        store.write_batch(new, [ScoredImage("a.png", 10, 20, pairs)])
+        store.write_batch(new, [ScoredImage("a.png", 11, 21, pairs)])  # replaced, not added
+    with ScoreStore.open_read(root) as store:
+        assert [name for _, name in store.models()] == ["new", "old"]
+        assert store.scores("a.png") == [("explicit", 9, 1.0), ("blush", 0, (QUANT // 2) / QUANT)]
+        assert [t for t, _, _ in store.scores("a.png", old)] == ["general", "smile"]
+        assert store.tagged_images(new) == {"a.png": (11, 21)}
+        assert store.scores("b.png") == []
