@@ -99,21 +99,31 @@ def time_tag(folder: Path, model: str, device: str, threads: int | None, batch: 
     return per_image(times, n), tagger.report.message
 
 
+# The child reports its own high-water mark: a child's ru_maxrss (wait4, getrusage) starts
+# from the parent's RSS at fork, so it would measure this benchmark process, not `tag`.
+_RSS_PROBE = """
+import sys
+from tui.cli import main
+code = main(sys.argv[1:])
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+print(int(hwm.split()[1]))
+sys.exit(code)
+"""
+
+
 def peak_rss_of_tag(folder: Path, model: Path, batch: int) -> tuple[float, float]:
-    """(peak RSS in MB, seconds) of a real `lora-curator tag` process."""
+    """(peak RSS in MB, seconds) of a real `lora-curator tag` process (Linux)."""
     start = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tui", "tag", str(folder), "--model", str(model), "--retag",
+    result = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, "tag", str(folder), "--model", str(model), "--retag",
          "--batch-size", str(batch), "--device", "cpu"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
     )  # fmt: skip
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode not in (0, 1):
-        raise SystemExit(f"tag failed with exit code {child.returncode}")
-    return usage.ru_maxrss / 1024.0, time.perf_counter() - start
+    if result.returncode not in (0, 1):
+        raise SystemExit(f"tag failed with exit code {result.returncode}: {result.stderr}")
+    return int(result.stdout.split()[-1]) / 1024.0, time.perf_counter() - start
 
 
 def state_size(root: Path) -> int:
