@@ -410,3 +410,15 @@ def test_scores_come_from_the_latest_model_unless_another_is_named(tmp_path):
         assert [t for t, _, _ in store.scores("a.png", old)] == ["general", "smile"]
         assert store.tagged_images(new) == {"a.png": (11, 21)}
         assert store.scores("b.png") == []
+
+
+def test_any_decoder_failure_skips_the_image(tmp_path, monkeypatch):
+    path = tmp_path / "odd.png"
+    Image.new("RGB", (4, 4)).save(path)
+
+    def broken_decoder(*args, **kwargs):
+        raise IndexError("tile out of range")  # what a decoder bug can raise
+
+    monkeypatch.setattr(Image, "open", broken_decoder)
+    with pytest.raises(ImageReadError, match=r"cannot decode \(IndexError: tile out of range"):
+        read_image(path)

@@ -90,6 +90,11 @@ def scores_path(root: str | os.PathLike[str]) -> Path:
     return Path(root) / STATE_DIR / SCORES_FILE
 
 
+def needs_wide(label_count: int) -> bool:
+    """Whether a model with this many labels packs its indexes as uint32 (else uint16)."""
+    return label_count > 0xFFFF
+
+
 def quantise(score: float) -> int:
     """A score in 0..1 as a uint16 (clamped: a model may return 1.0000001)."""
     return min(QUANT, max(0, round(score * QUANT)))
@@ -238,7 +243,7 @@ class ScoreStore:
             if row is None:
                 cur = conn.execute(
                     "INSERT INTO models(name, labels_sha, wide, last_used) VALUES(?,?,?,?)",
-                    (name, labels_sha, int(len(labels) > 0xFFFF), top + 1),
+                    (name, labels_sha, int(needs_wide(len(labels))), top + 1),
                 )
                 model_id = int(cur.lastrowid or 0)
                 conn.executemany(

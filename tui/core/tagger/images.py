@@ -46,6 +46,8 @@ def read_image(path: Path) -> tuple[Image.Image, int, int]:
         raise ImageReadError(f"too large to decode safely ({exc})") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(f"corrupt image ({exc})") from None
+    except Exception as exc:  # a hostile file can trip any decoder bug: skip it, go on
+        raise ImageReadError(f"cannot decode ({type(exc).__name__}: {exc})") from None
     return image, st.st_size, st.st_mtime_ns
 
 
@@ -83,5 +85,5 @@ def load_prepared(path: Path, size: int, numpy: Any) -> tuple[Any, int, int]:
     image, file_size, mtime_ns = read_image(path)
     try:
         return prepare(image, size, numpy), file_size, mtime_ns
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # an exotic mode Pillow cannot convert
         raise ImageReadError(f"cannot convert this image ({exc})") from None

@@ -20,6 +20,7 @@ from tui.core.scores import (
     ScoredImage,
     ScoreStore,
     encode_pairs,
+    needs_wide,
 )
 from tui.core.tagger.images import ImageReadError, load_prepared
 from tui.core.tagger.model import LabelList, TaggerError, find_model, load_labels
@@ -52,7 +53,7 @@ def score_rows(
     """Score `images` (paths relative to `root`) batch by batch. At most about two batches of
     prepared images exist at any time, whatever the number of images."""
     _, np = import_runtime()
-    wide = len(labels.labels) > 0xFFFF
+    wide = needs_wide(len(labels.labels))
     ratings = np.array(
         [i for i, lb in enumerate(labels.labels) if lb.category == RATING_CATEGORY], dtype=np.int64
     )
@@ -61,7 +62,6 @@ def score_rows(
     limit = batch_size + 2 * (workers or decode_workers())
     names = iter(images)
     pending: deque[tuple[str, Future[Any]]] = deque()
-    checked = False
 
     with ThreadPoolExecutor(workers or decode_workers(), thread_name_prefix="decode") as pool:
 
@@ -72,45 +72,64 @@ def score_rows(
                     return
                 pending.append((rel, pool.submit(load_prepared, root / rel, tagger.size, np)))
 
+        try:
+            yield from _batches(tagger, labels, pending, fill, batch_size, ratings, wide, np)
+        finally:
+            for _, future in pending:  # stopped early (Ctrl-C, an error): drop the queue
+                future.cancel()
+
+
+def _batches(
+    tagger: TaggerSession,
+    labels: LabelList,
+    pending: deque[tuple[str, Future[Any]]],
+    fill: Callable[[], None],
+    batch_size: int,
+    ratings: Any,
+    wide: bool,
+    np: Any,
+) -> Iterator[BatchResult]:
+    """The consuming half of `score_rows`: batches off the queue, through the model."""
+    checked = False
+    fill()
+    arrays: list[Any] = []
+    meta: list[tuple[str, int, int]] = []
+    result = BatchResult()
+    while pending:
+        rel, future = pending.popleft()
         fill()
-        arrays: list[Any] = []
-        meta: list[tuple[str, int, int]] = []
-        result = BatchResult()
-        while pending:
-            rel, future = pending.popleft()
-            fill()
+        try:
+            array, size, mtime_ns = future.result()
+        except ImageReadError as exc:
+            result.failed.append((rel, str(exc)))
+        else:
+            arrays.append(array)
+            meta.append((rel, size, mtime_ns))
+        if len(arrays) < batch_size and pending:
+            continue
+        if arrays:
             try:
-                array, size, mtime_ns = future.result()
-            except ImageReadError as exc:
-                result.failed.append((rel, str(exc)))
-            else:
-                arrays.append(array)
-                meta.append((rel, size, mtime_ns))
-            if len(arrays) < batch_size and pending:
-                continue
-            if arrays:
-                try:
-                    out = tagger.run(np.stack(arrays))
-                except Exception as exc:
-                    raise TaggerError(f"{tagger.files.onnx}: the model failed: {exc}") from None
-                if not checked:
-                    checked = True
-                    if out.ndim != 2 or out.shape[1] != len(labels.labels):
-                        raise TaggerError(
-                            f"{tagger.files.onnx}: gives {out.shape[-1]} scores per image but "
-                            f"{tagger.files.labels} lists {len(labels.labels)} labels: "
-                            "the two files are not from the same model"
-                        )
-                for (rel_i, size_i, mtime_i), row in zip(meta, out, strict=True):
-                    # Every rating is kept (the top one is chosen later, whatever its score).
-                    keep = np.union1d(np.flatnonzero(row >= SCORE_FLOOR), ratings)
-                    quantised = np.clip(np.rint(row[keep] * QUANT), 0, QUANT).astype(np.int64)
-                    pairs = encode_pairs(keep.tolist(), quantised.tolist(), wide)
-                    result.scored.append(ScoredImage(rel_i, size_i, mtime_i, pairs))
-                arrays, meta = [], []
-            if result.scored or result.failed:
-                yield result
-                result = BatchResult()
+                out = tagger.run(np.stack(arrays))
+            except Exception as exc:
+                raise TaggerError(f"{tagger.files.onnx}: the model failed: {exc}") from None
+            if not checked:
+                checked = True
+                if out.ndim != 2 or out.shape[1] != len(labels.labels):
+                    raise TaggerError(
+                        f"{tagger.files.onnx}: gives {out.shape[-1]} scores per image but "
+                        f"{tagger.files.labels} lists {len(labels.labels)} labels: "
+                        "the two files are not from the same model"
+                    )
+            for (rel_i, size_i, mtime_i), row in zip(meta, out, strict=True):
+                # Every rating is kept (the top one is chosen later, whatever its score).
+                keep = np.union1d(np.flatnonzero(row >= SCORE_FLOOR), ratings)
+                quantised = np.clip(np.rint(row[keep] * QUANT), 0, QUANT).astype(np.int64)
+                pairs = encode_pairs(keep.tolist(), quantised.tolist(), wide)
+                result.scored.append(ScoredImage(rel_i, size_i, mtime_i, pairs))
+            arrays, meta = [], []
+        if result.scored or result.failed:
+            yield result
+            result = BatchResult()
 
 
 @dataclass
