@@ -408,7 +408,9 @@ def test_scores_come_from_the_latest_model_unless_another_is_named(tmp_path):
         assert [name for _, name in store.models()] == ["new", "old"]
         assert store.scores("a.png") == [("explicit", 9, 1.0), ("blush", 0, (QUANT // 2) / QUANT)]
         assert [t for t, _, _ in store.scores("a.png", old)] == ["general", "smile"]
-        assert store.tagged_images(new) == {"a.png": (11, 21)}
+        assert store.tagged_images(new) == {"a.png": (11, 21)} == store.tagged_images("new")
+        assert store.tagged_images() == store.tagged_images(new)  # the latest model
+        assert [t for t, _, _ in store.scores("a.png", "old")] == ["general", "smile"]
         assert store.scores("b.png") == []
 
 

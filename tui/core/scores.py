@@ -277,6 +277,15 @@ class ScoreStore:
         ).fetchone()
         return None if row is None else int(row[0])
 
+    def _model(self, model: int | str | None) -> int | None:
+        """A model id from an id, a name (the latest model of that name) or None (the
+        latest model)."""
+        if model is None:
+            return self.latest_model()
+        if isinstance(model, str):
+            return self.model_id(model)
+        return model
+
     def labels(self, model: int) -> list[Label]:
         """A model's labels, in output order (cached: they never change)."""
         labels = self._labels.get(model)
@@ -299,8 +308,12 @@ class ScoreStore:
 
     # -- scores --------------------------------------------------------------------------
 
-    def tagged_images(self, model: int) -> dict[str, tuple[int, int]]:
-        """Images tagged by `model`: relative path → (size, mtime_ns) of the file then."""
+    def tagged_images(self, model: int | str | None = None) -> dict[str, tuple[int, int]]:
+        """Images tagged by `model` (an id, a name, or None for the latest model): relative
+        path → (size, mtime_ns) of the file when tagged."""
+        model = self._model(model)
+        if model is None:
+            return {}
         return {
             str(image): (int(size), int(mtime))
             for image, size, mtime in self._conn.execute(
@@ -318,13 +331,12 @@ class ScoreStore:
                 ((model, r.image, r.size, r.mtime_ns, r.pairs) for r in rows),
             )
 
-    def scores(self, image: str, model: int | None = None) -> list[tuple[str, int, float]]:
-        """An image's (tag, category, score) triples by descending score, from `model` (by
-        default the latest model); empty when that model has not tagged the image."""
+    def scores(self, image: str, model: int | str | None = None) -> list[tuple[str, int, float]]:
+        """An image's (tag, category, score) triples by descending score, from `model` (an
+        id, a name, by default the latest model); empty when it has not tagged the image."""
+        model = self._model(model)
         if model is None:
-            model = self.latest_model()
-            if model is None:
-                return []
+            return []
         row = self._conn.execute(
             "SELECT pairs FROM scores WHERE model=? AND image=?", (model, image)
         ).fetchone()
@@ -339,8 +351,13 @@ class ScoreStore:
         out.sort(key=lambda t: (-t[2], t[0]))
         return out
 
-    def all_scores(self, model: int) -> Iterable[tuple[str, list[tuple[str, int, float]]]]:
+    def all_scores(
+        self, model: int | str | None = None
+    ) -> Iterable[tuple[str, list[tuple[str, int, float]]]]:
         """Every image tagged by `model` with its triples (as `scores`), streamed."""
+        model = self._model(model)
+        if model is None:
+            return
         labels = self.labels(model)
         wide = self.is_wide(model)
         for image, blob in self._conn.execute(

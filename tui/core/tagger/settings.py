@@ -112,7 +112,9 @@ def select_tags(scores: Sequence[tuple[str, int, float]], settings: TaggerSettin
     category other than rating/character) at or above the general threshold, character tags
     at or above the character threshold (or both per-image MCut thresholds in `mcut` mode,
     the character one at least 0.15), plus the top rating when `settings.rating`. Ordered by
-    descending score (ties by name, so the order never depends on storage)."""
+    descending score (ties by name, so the order never depends on storage). Scores under
+    the storage floor (0.05) are not kept, so MCut runs over the kept ones (the gaps among the
+    dropped ones are under 0.05 wide: rarely the largest)."""
     general = [(t, s) for t, c, s in scores if c not in (CATEGORY_CHARACTER, CATEGORY_RATING)]
     character = [(t, s) for t, c, s in scores if c == CATEGORY_CHARACTER]
     if settings.mode == "mcut":
