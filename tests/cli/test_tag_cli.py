@@ -94,6 +94,17 @@ def test_tag_then_rerun_then_retag(tmp_path, model, run_cli):
     assert retag.stderr.splitlines()[-1] == "4 tagged, 0 already tagged, 0 failed"
 
 
+def test_a_failing_image_with_a_control_character_in_its_name_is_one_line(tmp_path, model, run_cli):
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "bad\nname\x1b[31m.png").write_bytes(b"not an image")
+    result = run_cli("tag", root, "--model", model)
+    lines = result.stderr.splitlines()
+    assert lines[1].startswith('lora-curator: "bad\\nname\\x1b[31m.png": not an image')
+    assert "\x1b" not in result.stderr
+    assert lines[-1] == "0 tagged, 0 already tagged, 1 failed"
+
+
 def test_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_path, model, run_cli):
     root = make_pictures(tmp_path / "ds")
     result = run_cli("tag", root, "--model", model)
