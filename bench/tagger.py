@@ -37,7 +37,7 @@ from PIL import Image  # noqa: E402
 
 from tests.tagger_models import build_bench_model, build_test_model  # noqa: E402
 from tui.core.scores import ScoredImage, ScoreStore, encode_pairs, scores_path  # noqa: E402
-from tui.core.tagger.images import load_prepared  # noqa: E402
+from tui.core.tagger.images import prepare, read_image  # noqa: E402
 from tui.core.tagger.pipeline import open_tagger, plan_tagging  # noqa: E402
 
 
@@ -79,7 +79,7 @@ def time_decode(folder: Path, size: int, runs: int) -> float:
     for _ in range(runs):
         start = time.perf_counter()
         for path in files:
-            load_prepared(path, size, np)
+            prepare(read_image(path)[0], size, np)
         times.append(time.perf_counter() - start)
     return per_image(times, len(files))
 

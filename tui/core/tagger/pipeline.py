@@ -91,6 +91,8 @@ def _batches(
 ) -> Iterator[BatchResult]:
     """The consuming half of `score_rows`: batches off the queue, through the model."""
     checked = False
+    # One float32 batch, filled in place batch after batch (never a new 38 MB array each).
+    buffer = np.empty((batch_size, tagger.size, tagger.size, 3), dtype=np.float32)
     fill()
     arrays: list[Any] = []
     meta: list[tuple[str, int, int]] = []
@@ -109,7 +111,9 @@ def _batches(
             continue
         if arrays:
             try:
-                out = tagger.run(np.stack(arrays))
+                for i, array in enumerate(arrays):
+                    buffer[i] = array  # uint8 → float32, exact
+                out = tagger.run(buffer[: len(arrays)])
             except Exception as exc:
                 raise TaggerError(f"{tagger.files.onnx}: the model failed: {exc}") from None
             if not checked:
