@@ -42,6 +42,7 @@ SUBCOMMANDS = (
     "guide",
     "export",
     "find",
+    "tag",
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -158,7 +159,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("query", metavar="QUERY", help="a query (see README: Finding images)")
     _add_profile_option(p)
+    p = sub.add_parser(
+        "tag", help="tag the images with a WD14 model; every score is kept (captions untouched)"
+    )
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument(
+        "--model",
+        metavar="MODEL",
+        required=True,
+        help="a folder holding model.onnx and selected_tags.csv, or a Hugging Face repo id "
+        "(e.g. SmilingWolf/wd-vit-tagger-v3) in the local Hugging Face cache",
+    )
+    p.add_argument(
+        "--batch-size", metavar="N", type=_positive_int, default=16, help="images per batch"
+    )
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    p.add_argument(
+        "--retag", action="store_true", help="tag every image again, not only the new ones"
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch a repo id missing from the cache (needs huggingface_hub)",
+    )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def build_app_parser() -> argparse.ArgumentParser:
@@ -568,6 +602,105 @@ def _find_argv(argv: list[str]) -> list[str]:
     return [argv[0], *options, "--", *positionals]
 
 
+class _TagProgress:
+    """Progress of `tag` on stderr: Rich's bar on a terminal (done/total, images/s, ETA),
+    else a plain line now and then (logs of a long run on a server stay short)."""
+
+    PLAIN_EVERY_S = 10.0
+
+    def __init__(self, total: int) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._last = self._clock()
+        self.total = total
+        self._bar = None
+        if sys.stderr.isatty() and total:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("tagging"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._task = self._bar.add_task("tag", total=total, rate="")
+            self._bar.start()
+
+    def _rate(self, done: int) -> float:
+        elapsed = self._clock() - self._start
+        return done / elapsed if elapsed > 0 else 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        rate = self._rate(done)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, rate=f"{rate:.1f} images/s")
+            return
+        now = self._clock()
+        if now - self._last >= self.PLAIN_EVERY_S or done == total:
+            self._last = now
+            left = (total - done) / rate if rate > 0 else 0.0
+            print(
+                f"tagged {done}/{total} ({rate:.1f} images/s, {left:.0f} s left)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    # numpy and onnxruntime are imported inside the tagger, only once this command runs.
+    from tui.core.scores import ScoreStore, ScoreStoreError
+    from tui.core.tagger import TaggerError
+    from tui.core.tagger.pipeline import open_tagger, plan_tagging
+
+    root = check_root(args.dataset)
+    try:
+        # The model first: a missing model or dependency writes nothing in the dataset.
+        tagger, labels = open_tagger(args.model, args.device, args.download)
+        if tagger.report.refused:
+            _err(f"error: {tagger.report.message}; use --device auto to run on the CPU anyway")
+            return EXIT_USAGE
+        _err(tagger.report.message)
+        with ScoreStore.open_for_tagging(root) as store:
+            job, problems = plan_tagging(
+                root, tagger, labels, store, batch_size=args.batch_size, retag=args.retag
+            )
+            for path, why in problems:
+                _err_file(path, why)
+            progress = _TagProgress(len(job.todo))
+            try:
+                tagged, failures = job.run(
+                    store, progress, lambda path, why: _err_file(path, f"{why}: skipped")
+                )
+            finally:
+                progress.close()
+    except TaggerError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
+    except ScoreStoreError as exc:
+        _err(f"error: {exc}")
+        return EXIT_FAILURE
+    failed = len(failures) + len(problems)
+    print(f"{tagged} tagged, {job.already} already tagged, {failed} failed", file=sys.stderr)
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
 def run_app(argv: Sequence[str]) -> int:
     args = build_app_parser().parse_args(argv)
     from tui.app.main import run  # Textual is imported only here
@@ -593,6 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "guide": cmd_guide,
             "export": cmd_export,
             "find": cmd_find,
+            "tag": cmd_tag,
         }[args.command]
         return handler(args)
     except (ProfileError, UsageError, DatasetError) as exc:
