@@ -762,6 +762,7 @@ class Workspace:
                     gone = current is None
                     self.disk_hash[caption] = digest
                     self.changed_on_disk.add(caption)
+                    self.problems.append(Problem(caption, _changed_message(gone)))
                     report.failed.append((caption, _changed_message(gone)))
                     continue
                 if _is_read_only(target):
@@ -842,7 +843,11 @@ class Workspace:
                 continue
             record = records.get(caption)
             digest = content_hash(current)
-            if record is None or digest not in (record.known_hash, record.pending_hash):
+            ours = record is not None and (
+                digest == record.known_hash
+                or (record.pending_hash is not None and digest == record.pending_hash)
+            )
+            if not ours:
                 what = "deleted" if current is None else "changed"
                 report.failed.append(
                     (
