@@ -307,7 +307,7 @@ def test_restore_keeps_a_caption_another_tool_created(make_dataset, kd, run):
     assert changed(before, snapshot(root)) == {"a.txt", "ok.txt"}
 
 
-def test_restore_keeps_a_caption_another_tool_modified_or_deleted(make_dataset, kd, run):
+def test_restore_keeps_a_modified_caption_and_puts_back_a_deleted_one(make_dataset, kd, run):
     root = make_dataset(
         {"a.png": None, "a.txt": "smile\n", "b.png": None, "b.txt": "hat\n", "ok.png": None}
     )
@@ -319,10 +319,10 @@ def test_restore_keeps_a_caption_another_tool_modified_or_deleted(make_dataset, 
     code, _, err = run("restore", root)
     assert code == 1
     assert "changed by another tool" in says(err, "a.txt")
-    assert "deleted by another tool" in says(err, "b.txt")
+    assert "b.txt" not in err
     assert (root / "a.txt").read_bytes() == b"retagged, by hand\n"
-    assert not (root / "b.txt").exists()
-    assert changed(before, snapshot(root)) == {"ok.txt"}  # ours, created: removed
+    assert (root / "b.txt").read_bytes() == b"hat\n"  # gone: the original is put back
+    assert changed(before, snapshot(root)) == {"b.txt", "ok.txt"}  # ok.txt: ours, removed
 
 
 def test_restore_keeps_a_caption_changed_before_any_write_of_ours(make_dataset, run):

@@ -651,8 +651,16 @@ class Workspace:
         An undoable edit: the previous source stays in the history."""
         try:
             data = self._read_one(f"{self.root}/{caption}", caption)
-        except (CaptionRefused, OSError):
-            # Gone unreadable since: nothing to adopt; it stays flagged and unwritten.
+        except CaptionRefused as exc:
+            # Gone unreadable since: nothing to adopt, and never written.
+            self.changed_on_disk.discard(caption)
+            self._mark_unreadable(caption, str(exc))
+            return
+        except OSError as exc:
+            self.changed_on_disk.discard(caption)
+            self._mark_unreadable(
+                caption, f"cannot read ({exc.strerror}): treated as no tags and never written"
+            )
             return
         if self.store is not None and not self.store.read_only:
             edit = self.store.append_edit("adopt", {"caption": caption}, blobs={caption: data})
@@ -843,16 +851,20 @@ class Workspace:
                 continue
             record = records.get(caption)
             digest = content_hash(current)
-            ours = record is not None and (
-                digest == record.known_hash
-                or (record.pending_hash is not None and digest == record.pending_hash)
+            # Bytes another tool put there are never replaced nor removed; a file that is gone
+            # is simply put back (nothing on disk is lost by that).
+            ours = current is None or (
+                record is not None
+                and (
+                    digest == record.known_hash
+                    or (record.pending_hash is not None and digest == record.pending_hash)
+                )
             )
             if not ours:
-                what = "deleted" if current is None else "changed"
                 report.failed.append(
                     (
                         caption,
-                        f"{what} by another tool since lora-curator last wrote it: "
+                        "changed by another tool since lora-curator last wrote it: "
                         "not restored (kept as it is)",
                     )
                 )

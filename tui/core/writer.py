@@ -27,7 +27,11 @@ def write_file_atomic(path: Path, data: bytes) -> None:
     except FileNotFoundError:
         mode = None
     tmp = folder / temp_name(path.name)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    # A stale temp file of this name (a crash of a process with our pid) is removed, and the
+    # new one created exclusively: whatever sat there (a link, a FIFO) is never opened.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     try:
         try:
             view = memoryview(data)
