@@ -237,6 +237,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_tags(args: argparse.Namespace) -> int:
     profile, _ = _load_profile_arg(args.profile)
     with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+        _report_problems(ws)  # e.g. a caption that is a FIFO: its tags are not counted
         counts = ws.tag_counts()
         total = len(ws.images)
         rows = [

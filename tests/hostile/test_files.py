@@ -570,6 +570,7 @@ def test_fifo_socket_device_never_opened(case, short_root, tmp_path):
     done = subprocess_cli("tags", root)  # finishes (a hang would time out)
     assert done.returncode == 0, done.stderr
     assert b"smile" in done.stdout
+    assert kind in says(done.stderr.decode(), named)
     done = subprocess_cli("apply", root, "--profile", profile, "--dry-run")
     assert done.returncode == 0, done.stderr
     assert kind in says(done.stderr.decode(), named)
@@ -619,7 +620,9 @@ def test_the_app_opens_a_dataset_with_a_fifo_caption_and_image(short_root, isola
 # ---- 7. names that are not valid UTF-8 ----------------------------------------------------------
 
 
-def test_a_name_that_is_not_utf8_is_curated_like_any_other(tmp_path, kd, run):
+def test_a_name_that_is_not_utf8_is_curated_like_any_other(tmp_path, run):
+    kd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/kd\xff.toml"))  # the profile's too
+    kd.write_text(KD, encoding="utf-8")
     root = tmp_path / "ds"
     broot = os.fsencode(root)
     os.makedirs(broot + b"/sub\xe9")

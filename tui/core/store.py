@@ -217,13 +217,14 @@ class Store:
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+        return None if row is None else path_from_key(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
+        # A value can be a path (the profile's): one that is not valid UTF-8 is kept as bytes.
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
+            (key, path_key(value)),
         )
 
     def base_strategy(self) -> dict[str, Any] | None:
