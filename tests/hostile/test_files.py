@@ -166,7 +166,8 @@ def test_a_70_mib_sparse_caption_is_refused_never_read_or_snapshotted(make_datas
     assert code == 0
     code, _, err = run("apply", root, "--profile", kd, "--dry-run")
     assert code == 0
-    assert f"over the {MAX_CAPTION_BYTES >> 20} MiB" in says(err, "a.txt")
+    assert f"larger than the {MAX_CAPTION_BYTES >> 20} MiB" in says(err, "a.txt")
+    assert f"({70 << 20:,} bytes)" in says(err, "a.txt")
     code, _, err = run("apply", root, "--profile", kd)
     assert code == 1
     assert "never written" in says(err, "a.txt")

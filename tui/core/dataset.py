@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable
@@ -35,6 +36,7 @@ class ScanResult:
     collisions: dict[str, list[str]] = field(default_factory=dict)  # caption → images
     problems: list[tuple[str, str]] = field(default_factory=list)
     temp_files: list[str] = field(default_factory=list)  # left by an interrupted save
+    special: set[str] = field(default_factory=set)  # captions that are FIFOs, sockets, devices
 
 
 class DatasetError(Exception):
@@ -67,14 +69,23 @@ def file_kind(mode: int) -> str:
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def open_regular(path: str | os.PathLike[str], follow: bool = True) -> tuple[int, os.stat_result]:
+def open_regular(
+    path: str | os.PathLike[str], follow: bool = True, stat_first: bool = True
+) -> tuple[int, os.stat_result]:
     """Open a regular file for reading: (fd, its fstat); the caller closes the fd.
 
     A FIFO, socket, device or folder raises `NotRegularFileError` (saying what it is) without
-    ever being read, so it can neither hang nor feed endless bytes. `follow=False` refuses a
-    symlink as the last component (`OSError` with errno ELOOP). O_NONBLOCK stays set: it
-    changes nothing for a regular file (and clearing it would cost two system calls a file
-    in the hot loop of opening a dataset)."""
+    ever being read, so it can neither hang nor feed endless bytes; with `stat_first` it is
+    not even opened (opening some devices does something). `follow=False` refuses a symlink
+    as the last component (`OSError` with errno ELOOP). O_NONBLOCK stays set: it changes
+    nothing for a regular file (and clearing it would cost two system calls a file in the hot
+    loop of opening a dataset, where the scan's directory entries stand in for `stat_first`)."""
+    if stat_first:
+        mode = os.stat(path, follow_symlinks=follow).st_mode
+        if not stat.S_ISREG(mode):
+            if stat.S_ISLNK(mode):
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fspath(path))
+            raise NotRegularFileError(0, f"is {file_kind(mode)}, not a file", os.fspath(path))
     flags = _OPEN_FLAGS if follow else _OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags)
@@ -219,6 +230,13 @@ def scan_dataset(
             elif kind == "caption" or (long_caption_ext and name.endswith(caption_extension)):
                 rel_name = prefix + name
                 captions[rel_name[: -len(caption_extension)]] = rel_name
+                try:
+                    # The entry's type comes with the folder listing (no system call): a
+                    # FIFO, socket or device is known here and never opened.
+                    if not entry.is_symlink() and not entry.is_file(follow_symlinks=False):
+                        result.special.add(rel_name)
+                except OSError:
+                    pass
             elif name[0] == "." and is_temp_file(name):
                 result.temp_files.append(prefix + name)
 

@@ -23,6 +23,7 @@ from tui.core.dataset import (
     NotRegularFileError,
     ScanResult,
     check_root,
+    file_kind,
     open_regular,
     scan_dataset,
 )
@@ -164,12 +165,12 @@ class CaptionRefused(Exception):
 
 def _too_large(size: int) -> CaptionRefused:
     return CaptionRefused(
-        f"is {size / (1 << 20):.0f} MiB, over the {MAX_CAPTION_BYTES >> 20} MiB a caption may "
-        "have: not read, never written"
+        f"is larger than the {MAX_CAPTION_BYTES >> 20} MiB a caption may have "
+        f"({size:,} bytes): not read, never written"
     )
 
 
-def _read_file(path: str, follow: bool = False) -> bytes:
+def _read_file(path: str, follow: bool = False, stat_first: bool = False) -> bytes:
     """A regular file's bytes, whole, with the fewest system calls (captions are small; this
     is the hot loop of opening a dataset).
 
@@ -177,7 +178,7 @@ def _read_file(path: str, follow: bool = False) -> bytes:
     `MAX_CAPTION_BYTES` (`CaptionRefused`: a sparse multi-GB file is refused by its size
     before any read). `follow=False` refuses a symlink (ELOOP) so the caller can look at
     where it leads first."""
-    fd, st = open_regular(path, follow=follow)
+    fd, st = open_regular(path, follow=follow, stat_first=stat_first)
     try:
         size = st.st_size
         if size > MAX_CAPTION_BYTES:
@@ -411,6 +412,9 @@ class Workspace:
     def _read_one(self, path: str, caption: str) -> bytes | None:
         """A caption's bytes (None: absent); `CaptionRefused`, `NotRegularFileError` or
         `OSError` when it cannot or must not be read."""
+        if caption in self.scan.special:  # a FIFO, socket or device: never opened
+            mode = os.lstat(path).st_mode
+            raise NotRegularFileError(0, f"is {file_kind(mode)}, not a file", path)
         try:
             return _read_file(path)
         except FileNotFoundError:
@@ -433,7 +437,7 @@ class Workspace:
         if caption not in linking:
             linking.append(caption)
         try:
-            return _read_file(real, follow=True)
+            return _read_file(real, follow=True, stat_first=True)
         except FileNotFoundError:
             return None  # a dangling link: no tags yet; a save creates its target
 
@@ -480,7 +484,7 @@ class Workspace:
         if why is not None:
             raise CaptionRefused(why)
         try:
-            return Path(real), _read_file(real, follow=True)
+            return Path(real), _read_file(real, follow=True, stat_first=True)
         except FileNotFoundError:
             return Path(real), None
         except NotRegularFileError as exc:
