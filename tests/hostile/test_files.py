@@ -714,3 +714,39 @@ def test_a_temp_file_of_a_long_name_left_by_a_crash_is_cleaned(make_dataset, kd,
     assert code == 0, err
     assert not stale.exists()
     assert "removed a temp file" in err
+
+
+def test_special_files_are_never_even_opened(short_root, kd, run, monkeypatch):
+    # Opening some devices does something (a tape rewinds): they are known by their type
+    # first. A guard records any open of a special file (and refuses it, so nothing hangs).
+    root = short_root / "ds"
+    root.mkdir()
+    for name in ("a", "b", "ok"):
+        image(root / f"{name}.png")
+    os.mkfifo(root / "a.txt")
+    os.mkfifo(root / "pipe")
+    os.symlink("pipe", root / "b.txt")
+    os.mkfifo(root / "p.png")
+    (root / "ok.txt").write_bytes(b"smile\n")
+    opened: list[str] = []
+    real_open = os.open
+
+    def guarded_open(path, flags, *args, **kwargs):
+        try:  # what this open would reach (O_NOFOLLOW: a link is refused, not followed)
+            mode = os.stat(path, follow_symlinks=not flags & os.O_NOFOLLOW).st_mode
+        except OSError:
+            mode = stat.S_IFREG
+        if stat.S_IFMT(mode) not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+            opened.append(os.fspath(path))
+            raise OSError(errno.EPERM, "the test refuses this open", path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded_open)
+    before = snapshot(root)
+    assert run("tags", root)[0] == 0
+    assert run("apply", root, "--profile", kd, "--dry-run")[0] == 0
+    assert run("apply", root, "--profile", kd)[0] == 1
+    assert run("check", root)[0] in (0, 1)
+    assert run("restore", root)[0] == 0
+    assert opened == []
+    assert contents(snapshot(root)) == contents(before)
