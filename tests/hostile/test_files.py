@@ -289,6 +289,21 @@ def test_a_caption_linked_to_a_caption_file_of_its_own_is_written_through(make_d
     assert contents(snapshot(root)) == contents(before)
 
 
+def test_a_caption_turned_into_a_link_while_open_is_not_written_through(make_dataset, run):
+    root = make_dataset({"a.png": None, "a.txt": "smile\n", "b.png": None, "b.txt": "hat\n"})
+    with Workspace.open(root) as ws:
+        ws.set_trigger("kd")
+        (root / "b.txt").unlink()  # another tool links b's caption to a's meanwhile
+        os.symlink("a.txt", root / "b.txt")
+        before = snapshot(root)
+        report = ws.apply()
+        assert "the caption of another image" in dict(report.failed)["b.txt"]
+        assert report.written == ["a.txt"]
+    assert changed(before, snapshot(root)) == {"a.txt"}
+    assert (root / "a.txt").read_bytes() == b"kd, smile\n"  # written once, as itself
+    assert os.readlink(root / "b.txt") == "a.txt"
+
+
 # ---- 3. restore touches only what lora-curator wrote --------------------------------------------
 
 

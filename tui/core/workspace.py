@@ -749,6 +749,7 @@ class Workspace:
         renderer = self.renderer()
         seen_captions: set[str] = set()
         targets: dict[Path, str] = {}
+        plan_index: dict[str, int] = {}  # caption → its place in the plan
         settled: list[tuple[str, bytes | None]] = []
         for entry in self.images:
             caption = entry.caption
@@ -782,12 +783,14 @@ class Workspace:
                         (caption, "read-only file: not written (make it writable to let it change)")
                     )
                     continue
-                if target in targets:  # two captions leading to one file: neither written
-                    report.failed.append(
-                        (caption, f"the same file as {targets[target]}: not written")
-                    )
+                first = targets.get(target)
+                if first is not None:  # two captions leading to one file: neither written
+                    report.failed.append((caption, f"the same file as {first}: not written"))
+                    if plan_index.pop(first, None) is not None:
+                        report.failed.append((first, f"the same file as {caption}: not written"))
                     continue
                 targets[target] = caption
+                plan_index[caption] = len(plan)
                 plan.append((caption, target, detail))
             elif outcome == "unchanged":
                 report.unchanged.append(caption)
@@ -801,7 +804,8 @@ class Workspace:
                 report.failed.append((caption, str(detail)))
         if settled and self.store is not None and not self.store.read_only:
             self.store.set_known(settled)
-        return plan
+        kept = set(plan_index.values())
+        return [w for i, w in enumerate(plan) if i in kept]
 
     def _write(self, plan: list[tuple[str, Path, bytes]], report: ApplyReport) -> None:
         store = self.store
