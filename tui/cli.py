@@ -218,13 +218,26 @@ def _err(message: str) -> None:
 
 
 _ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\", '"': '\\"'}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_NEEDS_QUOTES = re.compile(r'[\x00-\x1f\x7f\\"]')
+# Control characters, and the lone surrogates Python gives for the bytes of a name that is
+# not valid UTF-8 (shown as the byte they stand for, `\xff`; printing them raw would fail).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\udc80-\udcff]")
+_NEEDS_QUOTES = re.compile(r'[\x00-\x1f\x7f\\"\udc80-\udcff]')
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:
     ch = match.group()
-    return _ESCAPES.get(ch, f"\\x{ord(ch):02x}")
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    return _ESCAPES.get(ch, f"\\x{code:02x}")
+
+
+def _json_text(rows: object) -> str:
+    """JSON for stdout: a name that is not valid UTF-8 keeps its bytes as `\\udcXX` escapes
+    (valid JSON; `os.fsencode(json.loads(...))` gives the bytes back) instead of failing."""
+    text = json.dumps(rows, ensure_ascii=False, indent=1)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def quote_path(path: str) -> str:
@@ -258,8 +271,7 @@ def _with_overrides(strategy: Strategy, pattern: str | None, trigger: str | None
 def _print_rows(rows: list[dict[str, object]], as_json: bool, line: str) -> None:
     """Rows on stdout: a JSON list, or one `line.format(**row)` each."""
     if as_json:
-        json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        sys.stdout.write(_json_text(rows) + "\n")
     else:
         for row in rows:
             print(line.format(**row))
@@ -306,6 +318,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_tags(args: argparse.Namespace) -> int:
     profile, _ = _load_profile_arg(args.profile)
     with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+        _report_problems(ws)  # e.g. a caption that is a FIFO: its tags are not counted
         counts = ws.tag_counts()
         total = len(ws.images)
         rows = [
@@ -414,13 +427,12 @@ def cmd_check(args: argparse.Namespace) -> int:
                 }
                 for f in findings
             ]
-            json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
-            sys.stdout.write("\n")
+            sys.stdout.write(_json_text(rows) + "\n")
         else:
             for f in findings:
-                print(f"{f.kind}\t{f.message}")
+                print(f"{f.kind}\t{_CONTROL.sub(_escape, f.message)}")
                 for image in f.images[:CHECK_IMAGES_SHOWN]:
-                    print(f"    {image}")
+                    print(f"    {quote_path(image)}")
                 if len(f.images) > CHECK_IMAGES_SHOWN:
                     more = len(f.images) - CHECK_IMAGES_SHOWN
                     print(f"    … and {more} more (--json lists them all)")

@@ -33,6 +33,7 @@ from typing import Any
 
 from PIL import Image, ImageMath
 
+from tui.core.dataset import NotRegularFileError, open_regular
 from tui.core.preview import MAX_PREVIEW_PIXELS, flatten
 from tui.core.profile import CHECK_DEFAULTS
 from tui.core.store import StateError, content_hash
@@ -168,9 +169,12 @@ def _dhash(grey: Image.Image) -> int:
 def measure_file(path: str | os.PathLike[str]) -> ImageMeasure:
     """Measure one image file; never raises (a file that cannot be measured gets an error)."""
     try:
-        st = os.stat(path)
-        with open(path, "rb") as fh:
+        # A FIFO or device is never opened for reading (it could hang or never end).
+        fd, st = open_regular(path)
+        with os.fdopen(fd, "rb") as fh:
             data = fh.read()
+    except NotRegularFileError as exc:
+        return ImageMeasure(0, 0, b"", 0, 0, 0.0, 0, f"cannot read: {exc.strerror}")
     except OSError as exc:
         return ImageMeasure(0, 0, b"", 0, 0, 0.0, 0, f"cannot read: {exc.strerror or exc}")
     size, mtime_ns = st.st_size, st.st_mtime_ns

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +36,78 @@ class ScanResult:
     collisions: dict[str, list[str]] = field(default_factory=dict)  # caption → images
     problems: list[tuple[str, str]] = field(default_factory=list)
     temp_files: list[str] = field(default_factory=list)  # left by an interrupted save
+    special: set[str] = field(default_factory=set)  # captions that are FIFOs, sockets, devices
 
 
 class DatasetError(Exception):
     """The dataset path cannot be used at all (missing, not a folder, unreadable)."""
+
+
+class NotRegularFileError(OSError):
+    """A path that is a folder, FIFO, socket or device where a file was expected."""
+
+
+def file_kind(mode: int) -> str:
+    """What a file's mode makes it, as words for the user ("a FIFO (named pipe)", ...)."""
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
+
+
+# Opening never blocks (a FIFO without a writer would block a plain open forever) and never
+# makes a terminal device ours.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(
+    path: str | os.PathLike[str], follow: bool = True, stat_first: bool = True
+) -> tuple[int, os.stat_result]:
+    """Open a regular file for reading: (fd, its fstat); the caller closes the fd.
+
+    A FIFO, socket, device or folder raises `NotRegularFileError` (saying what it is) without
+    ever being read, so it can neither hang nor feed endless bytes; with `stat_first` it is
+    not even opened (opening some devices does something). `follow=False` refuses a symlink
+    as the last component (`OSError` with errno ELOOP). O_NONBLOCK stays set: it changes
+    nothing for a regular file (and clearing it would cost two system calls a file in the hot
+    loop of opening a dataset, where the scan's directory entries stand in for `stat_first`)."""
+    if stat_first:
+        mode = os.stat(path, follow_symlinks=follow).st_mode
+        if not stat.S_ISREG(mode):
+            if stat.S_ISLNK(mode):
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fspath(path))
+            raise NotRegularFileError(0, f"is {file_kind(mode)}, not a file", os.fspath(path))
+    flags = _OPEN_FLAGS if follow else _OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        # A socket cannot be opened at all (ENXIO): say what it is rather than the errno.
+        try:
+            mode = os.stat(path, follow_symlinks=follow).st_mode
+        except OSError:
+            raise exc from None
+        if not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+            raise NotRegularFileError(
+                exc.errno, f"is {file_kind(mode)}, not a file", os.fspath(path)
+            ) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFileError(0, f"is {file_kind(st.st_mode)}, not a file", os.fspath(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
 
 
 def _pillow_opens(feature: str) -> bool:
@@ -63,6 +133,17 @@ def _kind_of(ext: str, caption_extension: str, optional: dict[str, bool]) -> str
     if ext == caption_extension:
         return "caption"
     return None
+
+
+def _not_an_image_file(path: str) -> str:
+    """Why a name with an image extension is not listed: a broken link, a FIFO, ..."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "broken link: skipped"
+    except OSError as exc:
+        return f"cannot read ({exc.strerror}): skipped"
+    return f"{file_kind(mode)}, not an image file: skipped (never opened)"
 
 
 def check_root(root: str | os.PathLike[str]) -> Path:
@@ -137,7 +218,7 @@ def scan_dataset(
                 rel_name = prefix + name
                 try:
                     if not entry.is_file():
-                        result.problems.append((rel_name, "broken link: skipped"))
+                        result.problems.append((rel_name, _not_an_image_file(entry.path)))
                         continue
                 except OSError as exc:  # e.g. a link to itself
                     result.problems.append((rel_name, f"cannot read ({exc.strerror}): skipped"))
@@ -149,6 +230,13 @@ def scan_dataset(
             elif kind == "caption" or (long_caption_ext and name.endswith(caption_extension)):
                 rel_name = prefix + name
                 captions[rel_name[: -len(caption_extension)]] = rel_name
+                try:
+                    # The entry's type comes with the folder listing (no system call): a
+                    # FIFO, socket or device is known here and never opened.
+                    if not entry.is_symlink() and not entry.is_file(follow_symlinks=False):
+                        result.special.add(rel_name)
+                except OSError:
+                    pass
             elif name[0] == "." and is_temp_file(name):
                 result.temp_files.append(prefix + name)
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from tui.core.dataset import NotRegularFileError, open_regular
+
 # Refuse to decode images above this many pixels (a PNG whose header claims 30000×30000 would
 # take gigabytes); the preview then shows the claimed size instead.
 MAX_PREVIEW_PIXELS = 80_000_000
@@ -73,7 +75,8 @@ def _claimed_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     without the decompression-bomb check (nothing is decoded); None when no opener reads it."""
     try:
         Image.init()
-        with open(path, "rb") as fp:
+        fd, _ = open_regular(path)
+        with os.fdopen(fd, "rb") as fp:
             prefix = fp.read(16)
             for fmt in Image.ID:
                 factory, accept = Image.OPEN[fmt]
@@ -93,7 +96,9 @@ def _claimed_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
 def load_preview(path: str | os.PathLike[str], max_w: int, max_h: int) -> PreviewImage:
     """Decode `path` into an RGB image that fits max_w × max_h pixels, keeping its aspect."""
     try:
-        with Image.open(path) as im:
+        # A FIFO or device is never opened for reading (it could hang or never end).
+        fd, _ = open_regular(path)
+        with os.fdopen(fd, "rb") as fh, Image.open(fh) as im:
             width, height = im.size
             if width * height > MAX_PREVIEW_PIXELS:
                 raise _too_large(width, height)
@@ -116,6 +121,8 @@ def load_preview(path: str | os.PathLike[str], max_w: int, max_h: int) -> Previe
         if size is not None:
             raise _too_large(*size) from None
         raise PreviewError("too large to preview safely; not decoded") from None
+    except NotRegularFileError as exc:
+        raise PreviewError(f"{exc.strerror}: not an image file; never opened") from None
     except FileNotFoundError:
         raise PreviewError("the file is gone") from None
     except PermissionError:

@@ -51,6 +51,22 @@ def content_hash(data: bytes | None) -> bytes | None:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+def path_key(path: str) -> str | bytes:
+    """A path as the state stores it: text, or its raw bytes when the name is not valid UTF-8
+    (Python gives such bytes as lone surrogates, which SQLite cannot store as TEXT). A BLOB
+    key never equals a TEXT key, so the two forms cannot collide."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def path_from_key(key: str | bytes) -> str:
+    """The path a stored key names (the inverse of `path_key`)."""
+    return os.fsdecode(key) if isinstance(key, bytes) else key
+
+
 @dataclass(frozen=True)
 class Edit:
     """One recorded user action."""
@@ -201,13 +217,14 @@ class Store:
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+        return None if row is None else path_from_key(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
+        # A value can be a path (the profile's): one that is not valid UTF-8 is kept as bytes.
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
+            (key, path_key(value)),
         )
 
     def base_strategy(self) -> dict[str, Any] | None:
@@ -228,18 +245,18 @@ class Store:
         rows = self.conn.execute(
             "SELECT caption, original_hash, known_hash, pending_hash FROM files"
         )
-        return {r[0]: FileRecord._make(r[1:]) for r in rows}
+        return {path_from_key(r[0]): FileRecord._make(r[1:]) for r in rows}
 
     def originals(self, captions: Iterable[str] | None = None) -> dict[str, bytes | None]:
         """Original bytes (None = did not exist) of the given caption files (default all)."""
         self.wait_for_snapshot()
         if captions is None:
             rows = self.conn.execute("SELECT caption, original FROM files")
-            return {r[0]: r[1] for r in rows}
+            return {path_from_key(r[0]): r[1] for r in rows}
         out: dict[str, bytes | None] = {}
         for caption in captions:
             row = self.conn.execute(
-                "SELECT original FROM files WHERE caption = ?", (caption,)
+                "SELECT original FROM files WHERE caption = ?", (path_key(caption),)
             ).fetchone()
             if row is not None:
                 out[caption] = row[0]
@@ -256,7 +273,7 @@ class Store:
         `background` inserts them on a thread with its own connection (SQLite releases the
         GIL while it works, so opening a large dataset overlaps parsing with this); every
         method that reads or changes the file records waits for it first."""
-        rows = [(caption, data, digest, digest) for caption, data, digest in snapshots]
+        rows = [(path_key(caption), data, digest, digest) for caption, data, digest in snapshots]
         if not rows:
             return
         if not background:
@@ -296,7 +313,7 @@ class Store:
         with self.transaction() as conn:
             conn.executemany(
                 "UPDATE files SET pending_hash = ? WHERE caption = ?",
-                [(h, c) for c, h in pending],
+                [(h, path_key(c)) for c, h in pending],
             )
 
     def set_known(self, known: Iterable[tuple[str, bytes | None]]) -> None:
@@ -305,7 +322,7 @@ class Store:
         with self.transaction() as conn:
             conn.executemany(
                 "UPDATE files SET known_hash = ?, pending_hash = NULL WHERE caption = ?",
-                [(h, c) for c, h in known],
+                [(h, path_key(c)) for c, h in known],
             )
 
     # ---- the edit log ----------------------------------------------------------------------
@@ -344,7 +361,7 @@ class Store:
             for caption, data in (blobs or {}).items():
                 conn.execute(
                     "INSERT INTO blobs (seq, caption, data) VALUES (?, ?, ?)",
-                    (seq, caption, data),
+                    (seq, path_key(caption), data),
                 )
             self.set_meta("cursor", str(seq))
             if self.saved_cursor() > cursor:
@@ -354,7 +371,7 @@ class Store:
 
     def blob(self, seq: int, caption: str) -> bytes | None:
         row = self.conn.execute(
-            "SELECT data FROM blobs WHERE seq = ? AND caption = ?", (seq, caption)
+            "SELECT data FROM blobs WHERE seq = ? AND caption = ?", (seq, path_key(caption))
         ).fetchone()
         return None if row is None else row[0]
 
@@ -390,7 +407,10 @@ class Store:
             ).fetchall()
         except sqlite3.OperationalError:  # no table yet (or a read-only state without it)
             return {}
-        return {r[0]: (*r[:8], r[8] & 0xFFFF_FFFF_FFFF_FFFF, r[9]) for r in rows}
+        return {
+            path_from_key(r[0]): (path_from_key(r[0]), *r[1:8], r[8] & 0xFFFF_FFFF_FFFF_FFFF, r[9])
+            for r in rows
+        }
 
     def save_measures(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Cache image measures, replacing older rows of the same images.
@@ -399,9 +419,7 @@ class Store:
         app's thread uses the main connection (WAL lets them take turns)."""
         if self.read_only:
             raise StateError(f"{self.path}: opened read-only; measures are not saved")
-        data = [
-            (*row[:8], row[8] - (1 << 64) if row[8] >= 1 << 63 else row[8], row[9]) for row in rows
-        ]
+        data = [(path_key(row[0]), *row[1:8], _signed64(row[8]), row[9]) for row in rows]
         if not data:
             return
         try:
@@ -417,6 +435,10 @@ class Store:
             raise StateError(f"{self.path}: cannot save image measures ({exc})") from None
         finally:
             conn.close()
+
+
+def _signed64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _insert_originals(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:

@@ -6,6 +6,7 @@ caption files. The working state is the base strategy plus the edit log up to it
 
 from __future__ import annotations
 
+import errno
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -15,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.captions import TagParser, decode_caption
-from tui.core.dataset import ImageEntry, ScanResult, check_root, scan_dataset
+from tui.core.dataset import (
+    IMAGE_EXTENSIONS,
+    STATE_DIR,
+    ImageEntry,
+    NotRegularFileError,
+    ScanResult,
+    check_root,
+    file_kind,
+    open_regular,
+    scan_dataset,
+)
 from tui.core.profile import strategy_from_dict, strategy_to_dict
 from tui.core.store import Edit, Store, content_hash
 from tui.core.strategy import BUCKETS, PATTERNS, UNSORTED, Renderer, Strategy
@@ -143,17 +154,57 @@ class Problem:
     message: str
 
 
-def _read_file(path: str) -> bytes:
-    """A file's bytes with the fewest system calls (captions are small; this is the hot
-    loop of opening a dataset)."""
-    fd = os.open(path, os.O_RDONLY)
+# The largest caption read (a trainer reads one line of tags; anything larger is not a caption
+# but must still never be cut): past it the file is reported, never snapshotted nor written.
+MAX_CAPTION_BYTES = 64 << 20
+
+
+class CaptionRefused(Exception):
+    """A caption path lora-curator will not read or write; the message says why."""
+
+
+def _too_large(size: int) -> CaptionRefused:
+    return CaptionRefused(
+        f"is larger than the {MAX_CAPTION_BYTES >> 20} MiB a caption may have "
+        f"({size:,} bytes): not read, never written"
+    )
+
+
+def _read_file(path: str, follow: bool = False, stat_first: bool = False) -> bytes:
+    """A regular file's bytes, whole, with the fewest system calls (captions are small; this
+    is the hot loop of opening a dataset).
+
+    Never opens a FIFO, socket or device for reading (`NotRegularFileError`), never reads past
+    `MAX_CAPTION_BYTES` (`CaptionRefused`: a sparse multi-GB file is refused by its size
+    before any read). `follow=False` refuses a symlink (ELOOP) so the caller can look at
+    where it leads first."""
+    fd, st = open_regular(path, follow=follow, stat_first=stat_first)
     try:
-        chunks = [os.read(fd, 1 << 16)]
-        while len(chunks[-1]) == 1 << 16:
-            chunks.append(os.read(fd, 1 << 20))
+        size = st.st_size
+        if size > MAX_CAPTION_BYTES:
+            raise _too_large(size)
+        # One read returns the whole file when its size is what fstat said; a file that grows
+        # meanwhile is read on to its end (or to the limit).
+        want = size + 1
+        chunk = os.read(fd, want)
+        if len(chunk) == size and size < want:
+            return chunk
+        chunks = [chunk]
+        total = len(chunk)
+        while chunk:
+            chunk = os.read(fd, 1 << 20)
+            total += len(chunk)
+            if total > MAX_CAPTION_BYTES:
+                raise _too_large(total)
+            chunks.append(chunk)
     finally:
         os.close(fd)
-    return b"".join(chunks) if len(chunks) > 1 else chunks[0]
+    return b"".join(chunks)
+
+
+def _is_image_name(name: str) -> bool:
+    dot = name.rfind(".")
+    return dot > 0 and (name[dot:].lower() in IMAGE_EXTENSIONS or name[dot:].lower() == ".avif")
 
 
 def _is_read_only(path: Path) -> bool:
@@ -162,6 +213,18 @@ def _is_read_only(path: Path) -> bool:
         return not os.stat(path).st_mode & 0o222
     except OSError:
         return False
+
+
+def _changed_message(gone: bool) -> str:
+    if gone:
+        return (
+            "deleted on disk since lora-curator read it: not created again "
+            "(--adopt takes it as having no tags, --overwrite writes ours)"
+        )
+    return (
+        "changed on disk since lora-curator last wrote it: not overwritten "
+        "(--adopt takes its tags as the source, --overwrite writes ours)"
+    )
 
 
 class Workspace:
@@ -186,7 +249,12 @@ class Workspace:
         self.sources: dict[str, tuple[str, ...]] = {}  # caption → parsed source tags
         self.disk_hash: dict[str, bytes | None] = {}  # caption → hash of its bytes on disk
         self.changed_on_disk: set[str] = set()  # captions edited by someone else
-        self.unreadable: set[str] = set()  # captions that could not be read: never written
+        # Captions that could not (or must not) be read → why: never written.
+        self.unreadable: dict[str, str] = {}
+        # Captions that are symlinks → the real path they lead to (absolute).
+        self.links: dict[str, str] = {}
+        self._link_targets: dict[str, list[str]] = {}  # real path → the captions linking to it
+        self._caption_set: set[str] = set()
         self.problems: list[Problem] = []
         # The working strategy as the edit log has it (None: the log holds none yet); a
         # session override (`--profile`) differs from it until `use_strategy` records it.
@@ -275,21 +343,20 @@ class Workspace:
         # Pass 1: bytes and hashes. New files are snapshotted on a background thread while
         # pass 2 parses (a first open of a large dataset is mostly these two).
         read: list[tuple[str, bytes | None, bytes | None]] = []
+        self._caption_set = set(captions)
         for i, caption in enumerate(captions):
             try:
-                data: bytes | None = _read_file(f"{root}/{caption}")
-            except FileNotFoundError:
-                data = None
+                data: bytes | None = self._read_one(f"{root}/{caption}", caption)
+            except CaptionRefused as exc:
+                self._mark_unreadable(caption, str(exc))
+                continue
+            except NotRegularFileError as exc:
+                self._mark_unreadable(caption, f"{exc.strerror}: never read or written")
+                continue
             except OSError as exc:
-                self.problems.append(
-                    Problem(
-                        caption,
-                        f"cannot read ({exc.strerror}): treated as no tags and never written",
-                    )
+                self._mark_unreadable(
+                    caption, f"cannot read ({exc.strerror}): treated as no tags and never written"
                 )
-                self.sources[caption] = ()
-                self.disk_hash[caption] = None
-                self.unreadable.add(caption)
                 continue
             read.append((caption, data, content_hash(data)))
             if progress is not None and (i % 1000 == 0 or i == total - 1):
@@ -335,6 +402,93 @@ class Workspace:
             self.problems.append(
                 Problem(caption, "changed on disk since lora-curator last wrote it")
             )
+
+    def _mark_unreadable(self, caption: str, why: str) -> None:
+        self.problems.append(Problem(caption, why))
+        self.sources[caption] = ()
+        self.disk_hash[caption] = None
+        self.unreadable[caption] = why
+
+    def _read_one(self, path: str, caption: str) -> bytes | None:
+        """A caption's bytes (None: absent); `CaptionRefused`, `NotRegularFileError` or
+        `OSError` when it cannot or must not be read."""
+        if caption in self.scan.special:  # a FIFO, socket or device: never opened
+            mode = os.lstat(path).st_mode
+            raise NotRegularFileError(0, f"is {file_kind(mode)}, not a file", path)
+        try:
+            return _read_file(path)
+        except FileNotFoundError:
+            return None
+        except NotRegularFileError:
+            raise
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            return self._read_link(caption)  # a symlink: see where it leads first
+
+    def _read_link(self, caption: str) -> bytes | None:
+        """Read a caption that is a symlink, unless it leads into an image or the state."""
+        real = os.path.realpath(f"{self.root}/{caption}")
+        why = self._link_refusal(real)
+        if why is not None:
+            raise CaptionRefused(f"{why}: never read or written")
+        self.links[caption] = real
+        linking = self._link_targets.setdefault(real, [])
+        if caption not in linking:
+            linking.append(caption)
+        try:
+            return _read_file(real, follow=True, stat_first=True)
+        except FileNotFoundError:
+            return None  # a dangling link: no tags yet; a save creates its target
+
+    def _link_refusal(self, real: str) -> str | None:
+        """Why a caption leading to `real` is never read (None: it may be)."""
+        root = str(self.root)
+        inside = real.startswith(root + "/")
+        rel = real[len(root) + 1 :] if inside else real
+        if inside and (rel == STATE_DIR or rel.startswith(STATE_DIR + "/")):
+            return f"links into {STATE_DIR}/ (lora-curator's state)"
+        if _is_image_name(rel) or (inside and rel in self.by_image):
+            return f"links to an image ({rel})"
+        return None
+
+    def _write_refusal(self, caption: str, real: str) -> str | None:
+        """Why the caption file `caption` (real path `real`) must not be written (None: it
+        may be): only a caption-named file inside the dataset that no other caption shares."""
+        root = str(self.root)
+        if real != f"{root}/{caption}":
+            try:
+                resolve_inside(self.root, self.root / caption)
+            except UnsafePathError as exc:
+                return str(exc)
+        why = self._link_refusal(real)
+        if why is not None:
+            return f"{why}: not written"
+        rel = real[len(root) + 1 :]
+        if rel == caption:
+            return None
+        if rel in self._caption_set or rel in self.by_image:
+            return f"links to {rel}, the caption of another image: not written"
+        if not rel.endswith(self.strategy.caption.extension):
+            return f"links to {rel}, which is not a caption file: not written"
+        others = [c for c in self._link_targets.get(real, ()) if c != caption]
+        if others:
+            return f"links to {rel}, as {others[0]} does: not written (both would change)"
+        return None
+
+    def _current(self, caption: str) -> tuple[Path, bytes | None]:
+        """Where a caption is written and its bytes there now (None: absent), checked right
+        before writing; `CaptionRefused` or `OSError` when it must not be written."""
+        real = os.path.realpath(f"{self.root}/{caption}")
+        why = self._write_refusal(caption, real)
+        if why is not None:
+            raise CaptionRefused(why)
+        try:
+            return Path(real), _read_file(real, follow=True, stat_first=True)
+        except FileNotFoundError:
+            return Path(real), None
+        except NotRegularFileError as exc:
+            raise CaptionRefused(f"{exc.strerror}: not written") from None
 
     def _set_source(self, caption: str, data: bytes | None) -> None:
         if data is None:
@@ -426,13 +580,13 @@ class Workspace:
         data = text.encode("utf-8")
         if content_hash(data) == self.disk_hash.get(caption):
             return "unchanged", ""
-        if caption in self.unreadable:
-            return "refuse", "could not be read: not written (its tags would be lost)"
+        why = self.unreadable.get(caption)
+        if why is not None:
+            if why.startswith("cannot read"):
+                return "refuse", "could not be read: not written (its tags would be lost)"
+            return "refuse", why
         if caption in self.changed_on_disk:
-            return "refuse", (
-                "changed on disk since lora-curator last wrote it: not overwritten "
-                "(--adopt takes its tags as the source, --overwrite writes ours)"
-            )
+            return "refuse", _changed_message(self.disk_hash.get(caption) is None)
         return "write", data
 
     # ---- edits ------------------------------------------------------------------------------
@@ -499,8 +653,19 @@ class Workspace:
         """Take the caption file's current content (changed by another tool) as its source.
 
         An undoable edit: the previous source stays in the history."""
-        path = self.root / caption
-        data = path.read_bytes() if path.exists() else None
+        try:
+            data = self._read_one(f"{self.root}/{caption}", caption)
+        except CaptionRefused as exc:
+            # Gone unreadable since: nothing to adopt, and never written.
+            self.changed_on_disk.discard(caption)
+            self._mark_unreadable(caption, str(exc))
+            return
+        except OSError as exc:
+            self.changed_on_disk.discard(caption)
+            self._mark_unreadable(
+                caption, f"cannot read ({exc.strerror}): treated as no tags and never written"
+            )
+            return
         if self.store is not None and not self.store.read_only:
             edit = self.store.append_edit("adopt", {"caption": caption}, blobs={caption: data})
             self.store.set_known([(caption, content_hash(data))])
@@ -560,33 +725,72 @@ class Workspace:
     def apply(self, overwrite_changed: bool = False, adopt_changed: bool = False) -> ApplyReport:
         """Write every caption whose bytes change, atomically; report the rest.
 
-        A caption file changed by another tool since lora-curator last wrote it is never
-        overwritten silently: it fails, unless `adopt_changed` (its content becomes the source
-        first) or `overwrite_changed` (ours wins)."""
-        report = ApplyReport()
-        for caption in sorted(self.changed_on_disk):
-            if adopt_changed:
-                self.adopt_disk_version(caption)
-            elif overwrite_changed:
-                self.keep_ours(caption)
+        A caption file changed by another tool since lora-curator last read or wrote it is
+        never overwritten silently: it fails, unless `adopt_changed` (its content becomes the
+        source first) or `overwrite_changed` (ours wins). Each file is checked again right
+        before it is written: one changed (created, deleted) since it was read joins
+        `changed_on_disk` exactly as at open."""
+        for _ in range(2):  # a second round settles what the check before writing found
+            for caption in sorted(self.changed_on_disk):
+                if adopt_changed:
+                    self.adopt_disk_version(caption)
+                elif overwrite_changed:
+                    self.keep_ours(caption)
+            report = ApplyReport()
+            plan = self._plan(report)
+            if not self.changed_on_disk or not (adopt_changed or overwrite_changed):
+                break
+        self._write(plan, report)
+        return report
+
+    def _plan(self, report: ApplyReport) -> list[tuple[str, Path, bytes]]:
+        """The writes a save makes, each file checked on disk now; the rest reported."""
         plan: list[tuple[str, Path, bytes]] = []
         renderer = self.renderer()
         seen_captions: set[str] = set()
+        targets: dict[Path, str] = {}
+        plan_index: dict[str, int] = {}  # caption → its place in the plan
+        settled: list[tuple[str, bytes | None]] = []
         for entry in self.images:
             caption = entry.caption
             outcome, detail = self._save_outcome(entry, renderer)
             if outcome == "write":
                 assert isinstance(detail, bytes)
                 try:
-                    target = resolve_inside(self.root, self.root / caption)
-                except UnsafePathError as exc:
+                    target, current = self._current(caption)
+                except CaptionRefused as exc:
                     report.failed.append((caption, str(exc)))
+                    continue
+                except OSError as exc:
+                    report.failed.append((caption, f"not written: {exc.strerror or exc}"))
+                    continue
+                digest = content_hash(current)
+                if digest == content_hash(detail):  # another tool wrote just what we would
+                    self.disk_hash[caption] = digest
+                    settled.append((caption, digest))
+                    report.unchanged.append(caption)
+                    continue
+                if digest != self.disk_hash.get(caption):
+                    # Changed, created or deleted since it was read: flagged as at open.
+                    gone = current is None
+                    self.disk_hash[caption] = digest
+                    self.changed_on_disk.add(caption)
+                    self.problems.append(Problem(caption, _changed_message(gone)))
+                    report.failed.append((caption, _changed_message(gone)))
                     continue
                 if _is_read_only(target):
                     report.failed.append(
                         (caption, "read-only file: not written (make it writable to let it change)")
                     )
                     continue
+                first = targets.get(target)
+                if first is not None:  # two captions leading to one file: neither written
+                    report.failed.append((caption, f"the same file as {first}: not written"))
+                    if plan_index.pop(first, None) is not None:
+                        report.failed.append((first, f"the same file as {caption}: not written"))
+                    continue
+                targets[target] = caption
+                plan_index[caption] = len(plan)
                 plan.append((caption, target, detail))
             elif outcome == "unchanged":
                 report.unchanged.append(caption)
@@ -598,8 +802,10 @@ class Workspace:
                 report.skipped.append((entry.image, "empty caption: file left as is"))
             else:
                 report.failed.append((caption, str(detail)))
-        self._write(plan, report)
-        return report
+        if settled and self.store is not None and not self.store.read_only:
+            self.store.set_known(settled)
+        kept = set(plan_index.values())
+        return [w for i, w in enumerate(plan) if i in kept]
 
     def _write(self, plan: list[tuple[str, Path, bytes]], report: ApplyReport) -> None:
         store = self.store
@@ -611,6 +817,7 @@ class Workspace:
             try:
                 write_file_atomic(target, data)
             except OSError as exc:
+                # The old bytes are left (the temp file is removed): their hash stays known.
                 report.failed.append((caption, f"not written: {exc.strerror or exc}"))
                 continue
             folders.add(target.parent)
@@ -622,34 +829,53 @@ class Workspace:
         for folder in folders:
             fsync_folder(folder)
         if store is not None:
-            # A write that failed leaves the old bytes: their hash stays the known one.
             written = {c for c, _ in done}
             kept = [(c, self.disk_hash.get(c)) for c, _, _ in plan if c not in written]
             store.set_known(done + kept)
 
     def restore(self) -> ApplyReport:
         """Put every original caption file back byte for byte (removing those that did not
-        exist). The working strategy and edits are kept."""
+        exist). The working strategy and edits are kept.
+
+        Only a file whose bytes are what lora-curator last wrote (or still the original) is
+        touched: one another tool changed or created is reported and kept, and the rules of
+        `apply` hold (never through a link into an image, the state or outside the dataset)."""
         report = ApplyReport()
         if self.store is None:
             return report
+        records = self.store.file_records()
         done: list[tuple[str, bytes | None]] = []
         for caption, original in sorted(self.store.originals().items()):
-            path = self.root / caption
             try:
-                target = resolve_inside(self.root, path)
-            except UnsafePathError as exc:
-                report.failed.append((caption, str(exc)))
+                target, current = self._current(caption)
+            except CaptionRefused as exc:
+                report.failed.append((caption, str(exc).replace("not written", "not restored")))
                 continue
-            try:
-                current = target.read_bytes()
-            except FileNotFoundError:
-                current = None
             except OSError as exc:
-                report.failed.append((caption, f"cannot read: {exc.strerror}"))
+                report.failed.append((caption, f"cannot read: {exc.strerror or exc}"))
                 continue
             if current == original:
                 report.unchanged.append(caption)
+                continue
+            record = records.get(caption)
+            digest = content_hash(current)
+            # Bytes another tool put there are never replaced nor removed; a file that is gone
+            # is simply put back (nothing on disk is lost by that).
+            ours = current is None or (
+                record is not None
+                and (
+                    digest == record.known_hash
+                    or (record.pending_hash is not None and digest == record.pending_hash)
+                )
+            )
+            if not ours:
+                report.failed.append(
+                    (
+                        caption,
+                        "changed by another tool since lora-curator last wrote it: "
+                        "not restored (kept as it is)",
+                    )
+                )
                 continue
             try:
                 if original is None:

@@ -7,6 +7,7 @@ replaces the old file with `os.replace`, so a crash leaves either the old or the
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -25,8 +26,12 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
         mode = None
-    tmp = folder / f"{TEMP_PREFIX}{path.name}.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    tmp = folder / temp_name(path.name)
+    # A stale temp file of this name (a crash of a process with our pid) is removed, and the
+    # new one created exclusively: whatever sat there (a link, a FIFO) is never opened.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     try:
         try:
             view = memoryview(data)
@@ -43,6 +48,21 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# The longest file name most filesystems take (ext4, btrfs, xfs, APFS: 255 bytes).
+NAME_MAX = 255
+
+
+def temp_name(name: str) -> str:
+    """The temp file name a write of `name` uses: the name itself when it fits, else a short
+    hash of it, so any name that fits can be written (both start with `TEMP_PREFIX`)."""
+    suffix = f".{os.getpid()}"
+    full = f"{TEMP_PREFIX}{name}{suffix}"
+    if len(os.fsencode(full)) <= NAME_MAX:
+        return full
+    digest = hashlib.blake2b(os.fsencode(name), digest_size=8).hexdigest()
+    return f"{TEMP_PREFIX}{digest}{suffix}"
 
 
 def fsync_folder(folder: Path) -> None:
