@@ -616,12 +616,7 @@ def _caption_findings(ws: Workspace, index: _TagIndex) -> list[Finding]:
                 tuple(e.image for e in untagged),
             )
         )
-    renderer = ws.renderer()
-    empty = [
-        e.image
-        for e in ws.images
-        if index.by_image[e.image] and not renderer.render(ws.image_tags(e.image))
-    ]
+    empty = [e.image for e in ws.images if index.by_image[e.image] and not ws.caption_for(e.image)]
     if empty:
         findings.append(
             Finding(

@@ -18,7 +18,7 @@ from tui.core.captions import TagParser, decode_caption
 from tui.core.dataset import ImageEntry, ScanResult, check_root, scan_dataset
 from tui.core.profile import strategy_from_dict, strategy_to_dict
 from tui.core.store import Edit, Store, content_hash
-from tui.core.strategy import BUCKETS, PATTERNS, UNSORTED, Renderer, Strategy
+from tui.core.strategy import BUCKETS, PATTERNS, UNSORTED, Concept, Renderer, Strategy
 from tui.core.writer import (
     UnsafePathError,
     fsync_folder,
@@ -193,6 +193,7 @@ class Workspace:
         self.logged_strategy: Strategy | None = state.strategy if has_strategy else None
         self._counts: Counter[str] | None = None
         self._renderer: Renderer | None = None
+        self._concept_renderers: dict[str, Renderer] = {}
         self._parser: TagParser | None = None
 
     # ---- opening ----------------------------------------------------------------------------
@@ -390,14 +391,41 @@ class Workspace:
                 for tag, n in self.tag_counts().items():
                     freq[self.strategy.alias_of(tag)] += n
             r = self._renderer = Renderer(self.strategy, freq)
+            self._concept_renderers = {}
+        return r
+
+    def concepts_of(self, image: str) -> list[Concept]:
+        """The concepts an image belongs to (by folder or tag); the first one renders it."""
+        return self.strategy.concepts_of(image, self.image_tags(image))
+
+    def concept_of(self, image: str) -> Concept | None:
+        """The concept that renders this image (None: the strategy alone)."""
+        if not self.strategy.concepts:
+            return None
+        found = self.concepts_of(image)
+        return found[0] if found else None
+
+    def renderer_for(self, image: str) -> Renderer:
+        """The renderer of one image: its concept's, or the strategy's."""
+        base = self.renderer()
+        concept = self.concept_of(image)
+        if concept is None:
+            return base
+        r = self._concept_renderers.get(concept.name)
+        if r is None or r.concept is not concept:
+            r = self._concept_renderers[concept.name] = Renderer(
+                self.strategy, base.frequency, concept
+            )
         return r
 
     def caption_for(self, image: str) -> str:
         """The caption the working strategy renders for one image ("" = empty caption)."""
-        return self.renderer().render(self.image_tags(image))
+        return self.renderer_for(image).render(self.image_tags(image))
 
     def render_all(self) -> list[tuple[ImageEntry, str]]:
         """Every image with its rendered caption, in image order."""
+        if self.strategy.concepts:
+            return [(e, self.caption_for(e.image)) for e in self.images]
         renderer = self.renderer()
         return [(e, renderer.render(self.image_tags(e.image))) for e in self.images]
 
@@ -412,15 +440,15 @@ class Workspace:
 
     def will_change(self, image: str) -> bool:
         """Whether saving would change this image's caption file."""
-        return self._save_outcome(self.by_image[image], self.renderer())[0] == "write"
+        return self._save_outcome(self.by_image[image])[0] == "write"
 
-    def _save_outcome(self, entry: ImageEntry, renderer: Renderer) -> tuple[str, bytes | str]:
+    def _save_outcome(self, entry: ImageEntry) -> tuple[str, bytes | str]:
         """What a save does with one image's caption, before touching the disk:
         ("write", bytes) | ("unchanged", "") | ("collision" | "empty", "") | ("refuse", why)."""
         caption = entry.caption
         if caption in self.scan.collisions:
             return "collision", ""
-        text = renderer.render(self.image_tags(entry.image))
+        text = self.caption_for(entry.image)
         if not text:
             return "empty", ""
         data = text.encode("utf-8")
@@ -570,11 +598,10 @@ class Workspace:
             elif overwrite_changed:
                 self.keep_ours(caption)
         plan: list[tuple[str, Path, bytes]] = []
-        renderer = self.renderer()
         seen_captions: set[str] = set()
         for entry in self.images:
             caption = entry.caption
-            outcome, detail = self._save_outcome(entry, renderer)
+            outcome, detail = self._save_outcome(entry)
             if outcome == "write":
                 assert isinstance(detail, bytes)
                 try:
