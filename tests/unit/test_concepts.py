@@ -201,3 +201,89 @@ def test_concept_errors_name_the_file_and_the_key(tmp_path, body, where):
         load_profile(path)
     assert str(path) in str(info.value)
     assert where in str(info.value)
+
+
+# ---- diagnostics per concept ----------------------------------------------------------------
+
+
+def check_json(capsys, dataset: Path, profile: Path) -> dict[str, list[dict]]:
+    import json
+
+    capsys.readouterr()
+    code = cli.main(["check", str(dataset), "--profile", str(profile), "--json"])
+    findings = json.loads(capsys.readouterr().out)
+    assert code == (1 if any(f["severity"] == "problem" for f in findings) else 0)
+    by_kind: dict[str, list[dict]] = {}
+    for f in findings:
+        by_kind.setdefault(f["kind"], []).append(f)
+    return by_kind
+
+
+def test_check_names_an_image_in_two_concepts(tmp_path, capsys):
+    dataset = make_dataset(tmp_path / "ds")
+    found = check_json(capsys, dataset, write_profile(tmp_path, "absorb"))
+    [overlap] = found["concept-overlap"]
+    assert overlap["images"] == ["5_casual/c2.png"]
+    assert "'school' and 'casual'" in overlap["message"]
+    assert '"school", listed first' in overlap["message"]
+
+
+def test_check_names_a_concept_trait_missing_from_part_of_the_concept(tmp_path, capsys):
+    dataset = make_dataset(tmp_path / "ds")
+    found = check_json(capsys, dataset, write_profile(tmp_path, "absorb"))
+    by_tag = {f["tag"]: f for f in found["concept-inconsistent-trait"]}
+    # school's members: s1, s2 (by folder) and c2 (by tag, listed first)
+    assert by_tag["pleated skirt"]["images"] == ["10_school/s2.png", "5_casual/c2.png"]
+    assert 'concept "school"' in by_tag["pleated skirt"]["message"]
+    assert "serafuku" not in by_tag  # on all three
+    assert "red neckerchief" in by_tag  # s2's `red bow` counts through the alias; c2 lacks it
+    assert by_tag["red neckerchief"]["images"] == ["5_casual/c2.png"]
+    # Under keep-all nothing is absorbed: no such finding.
+    assert "concept-inconsistent-trait" not in check_json(
+        capsys, dataset, write_profile(tmp_path, "keep-all")
+    )
+
+
+def test_check_names_a_concept_trigger_that_is_a_tag(tmp_path, capsys):
+    dataset = make_dataset(tmp_path / "ds")
+    (dataset / "extra/n1.txt").write_text("1girl, kaede casual, smile\n", encoding="utf-8")
+    found = check_json(capsys, dataset, write_profile(tmp_path, "absorb"))
+    [hit] = found["concept-trigger-is-a-tag"]
+    assert hit["images"] == ["extra/n1.png"]
+    assert '"kaede casual"' in hit["message"]
+
+
+def test_check_names_a_trait_shared_by_two_concepts_under_traits_only(tmp_path, capsys):
+    dataset = make_dataset(tmp_path / "ds")
+    profile = write_profile(tmp_path, "traits-only")
+    text = profile.read_text(encoding="utf-8").replace(
+        'trait = ["orange shirt", "grey pants"]',
+        'trait = ["orange shirt", "grey pants", "pleated skirt"]',
+    )
+    profile.write_text(text, encoding="utf-8")
+    found = check_json(capsys, dataset, profile)
+    tags = {f["tag"] for f in found["concept-shared-trait"]}
+    # In both concepts' buckets; and casual's `orange shirt` is on c2, school's by its tag.
+    assert "pleated skirt" in tags
+    message = next(f for f in found["concept-shared-trait"] if f["tag"] == "pleated skirt")
+    assert '"school" and "casual"' in message["message"]
+    # absorb keeps outfits apart by their triggers: no interference reported.
+    assert "concept-shared-trait" not in check_json(
+        capsys, dataset, write_profile(tmp_path, "absorb")
+    )
+
+
+def test_check_flags_a_concept_outweighing_another_by_images_times_repeats(tmp_path, capsys):
+    dataset = make_dataset(tmp_path / "ds")
+    found = check_json(capsys, dataset, write_profile(tmp_path, "absorb"))
+    # school: s1, s2 × 10 + c2 × 5 = 25; casual: c1 × 5 = 5
+    [balance] = found["concept-balance"]
+    assert '"school" outweighs "casual" 5.0×' in balance["message"]
+    assert balance["images"] == ["5_casual/c1.png"]
+    # Even them out: 10_school → 2_school makes school 2 + 2 + 5 = 9 ≤ 3 × 5.
+    (dataset / "10_school").rename(dataset / "2_school")
+    profile = write_profile(tmp_path, "absorb")
+    profile.write_text(
+        profile.read_text(encoding="utf-8").replace("10_school", "2_school"), encoding="utf-8"
+    )
+    assert "concept-balance" not in check_json(capsys, dataset, profile)

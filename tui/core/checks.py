@@ -33,6 +33,7 @@ from typing import Any
 
 from PIL import Image, ImageMath
 
+from tui.core.concept_checks import concept_findings
 from tui.core.preview import MAX_PREVIEW_PIXELS, flatten
 from tui.core.profile import CHECK_DEFAULTS
 from tui.core.store import StateError, content_hash
@@ -53,6 +54,11 @@ KINDS = (
     "uncaptioned",
     "empty-caption",
     "stem-collision",
+    "concept-overlap",
+    "concept-trigger-is-a-tag",
+    "concept-inconsistent-trait",
+    "concept-shared-trait",
+    "concept-balance",
 )
 """Every kind of finding, in the order `run_checks` reports them."""
 
@@ -657,6 +663,14 @@ def run_checks(ws: Workspace, measures: Mapping[str, ImageMeasure] | None = None
     if measures is not None:
         findings += _image_findings(index, measures, limits)
     findings += _caption_findings(ws, index)
+    if ws.strategy.concepts:
+        concepts = {e.image: ws.concepts_of(e.image) for e in ws.images}
+        findings += [
+            Finding(f.kind, f.severity, f.message, f.images, f.tag)
+            for f in concept_findings(
+                ws.strategy, index.by_image, concepts, limits["inconsistent_trait"]
+            )
+        ]
     order = {kind: n for n, kind in enumerate(KINDS)}
     findings.sort(key=lambda f: order[f.kind])  # stable: each kind keeps its own order
     return findings
