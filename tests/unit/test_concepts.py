@@ -287,3 +287,19 @@ def test_check_flags_a_concept_outweighing_another_by_images_times_repeats(tmp_p
         profile.read_text(encoding="utf-8").replace("10_school", "2_school"), encoding="utf-8"
     )
     assert "concept-balance" not in check_json(capsys, dataset, profile)
+
+
+def test_the_guide_has_a_section_per_concept(tmp_path, capsys):
+    profile = write_profile(tmp_path, "absorb", school_pattern="keep-all")
+    capsys.readouterr()
+    assert cli.main(["guide", "--profile", str(profile)]) == 0
+    guide = capsys.readouterr().out
+    school = guide.split("## Concept: school", 1)[1].split("## ", 1)[0]
+    casual = guide.split("## Concept: casual", 1)[1].split("## ", 1)[0]
+    assert "Prompt `kaede, kaede school`" in school
+    assert "don't prompt" not in school  # keep-all: nothing absorbed
+    assert "- `serafuku`" in school  # promptable
+    assert "Prompt `kaede, kaede casual`" in casual
+    assert "Absorbed by `kaede casual` — don't prompt these" in casual
+    assert "- `orange shirt`" in casual
+    assert "four ears" in casual.lower() or "stacks" in casual
