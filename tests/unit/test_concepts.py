@@ -303,3 +303,32 @@ def test_the_guide_has_a_section_per_concept(tmp_path, capsys):
     assert "Absorbed by `kaede casual` — don't prompt these" in casual
     assert "- `orange shirt`" in casual
     assert "four ears" in casual.lower() or "stacks" in casual
+
+
+def test_concept_edits_are_undoable_and_survive_a_reopen(tmp_path):
+    from tui.core.strategy import Concept
+
+    dataset = make_dataset(tmp_path / "ds")
+    strategy = load_profile(write_profile(tmp_path, "absorb"))
+    with Workspace.open(dataset, strategy=strategy) as ws:
+        ws.use_strategy(strategy)
+        # `sweater` becomes a trait of a new concept made from the `extra` folder.
+        ws.add_concept(Concept(name="extra", trigger="kaede extra", folders=("extra",)))
+        ws.set_buckets([("sweater", "trait")], concept="extra")
+        assert ws.caption_for("extra/n1.png") == "kaede, kaede extra, 1girl, pleated skirt, smile\n"
+        # The concept's bucket does not reach other images.
+        ws.edit_image_tags("5_casual/c1.png", add=["sweater"])
+        assert "sweater" in ws.caption_for("5_casual/c1.png")
+    with Workspace.open(dataset) as ws:
+        assert ws.caption_for("extra/n1.png") == "kaede, kaede extra, 1girl, pleated skirt, smile\n"
+        ws.undo()  # the per-image add
+        ws.undo()  # the concept bucket
+        assert (
+            ws.caption_for("extra/n1.png")
+            == "kaede, kaede extra, 1girl, sweater, pleated skirt, smile\n"
+        )
+        ws.undo()  # the concept
+        assert ws.caption_for("extra/n1.png") == EXPECTED["absorb"]["extra/n1.png"] + "\n"
+        assert [c.name for c in ws.strategy.concepts] == ["school", "casual"]
+        with pytest.raises(ValueError, match="no concept named 'extra'"):
+            ws.set_buckets([("sweater", "trait")], concept="extra")

@@ -183,7 +183,7 @@ def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str =
     concepts_list = _expect(source, "[[concepts]]", data.get("concepts", []), list, "tables")
     concepts: list[Concept] = []
     for i, table in enumerate(concepts_list):
-        concept = _concept_from_dict(source, f"concepts[{i + 1}]", table)
+        concept = concept_from_dict(source, f"concepts[{i + 1}]", table)
         if any(c.name == concept.name for c in concepts):
             raise _fail(
                 source,
@@ -227,7 +227,7 @@ def _bucket_table(source: str, where: str, value: Any) -> dict[str, str]:
     return buckets
 
 
-def _concept_from_dict(source: str, where: str, table: Any) -> Concept:
+def concept_from_dict(source: str, where: str, table: Any) -> Concept:
     """One `[[concepts]]` table; `where` (e.g. `concepts[2]`) names it in errors."""
     _expect(source, where, table, dict, "a table")
     _check_keys(source, where, table, _CONCEPT_KEYS)
@@ -261,7 +261,7 @@ def _concept_from_dict(source: str, where: str, table: Any) -> Concept:
     )
 
 
-def _concept_to_dict(concept: Concept) -> dict[str, Any]:
+def concept_to_dict(concept: Concept) -> dict[str, Any]:
     data: dict[str, Any] = {"name": concept.name, "trigger": concept.trigger}
     if concept.folders:
         data["folders"] = list(concept.folders)
@@ -297,7 +297,7 @@ def strategy_to_dict(strategy: Strategy) -> dict[str, Any]:
     if strategy.checks:
         data["checks"] = dict(strategy.checks)
     if strategy.concepts:
-        data["concepts"] = [_concept_to_dict(c) for c in strategy.concepts]
+        data["concepts"] = [concept_to_dict(c) for c in strategy.concepts]
     return data
 
 

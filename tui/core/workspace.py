@@ -16,7 +16,12 @@ from typing import Any
 
 from tui.core.captions import TagParser, decode_caption
 from tui.core.dataset import ImageEntry, ScanResult, check_root, scan_dataset
-from tui.core.profile import strategy_from_dict, strategy_to_dict
+from tui.core.profile import (
+    concept_from_dict,
+    concept_to_dict,
+    strategy_from_dict,
+    strategy_to_dict,
+)
 from tui.core.store import Edit, Store, content_hash
 from tui.core.strategy import BUCKETS, PATTERNS, UNSORTED, Concept, Renderer, Strategy
 from tui.core.writer import (
@@ -54,7 +59,7 @@ def apply_edit(state: WorkingState, edit: Edit) -> None:
     p = edit.payload
     kind = edit.kind
     if kind == "buckets":
-        _apply_bucket_changes(state, p["changes"])
+        _apply_bucket_changes(state, p["changes"], p.get("concept", ""))
     elif kind == "trigger":
         state.strategy = replace(state.strategy, trigger=p["value"])
     elif kind == "pattern":
@@ -83,12 +88,28 @@ def apply_edit(state: WorkingState, edit: Edit) -> None:
                 edits.added.append(tag)
     elif kind == "adopt":
         state.adopted[p["caption"]] = edit.seq
+    elif kind == "concept":
+        # A new concept, or a changed one (same name): the strategy's list keeps its order.
+        concept = concept_from_dict("the edit log", "concept", p["concept"])
+        concepts = list(state.strategy.concepts)
+        names = [c.name for c in concepts]
+        if concept.name in names:
+            concepts[names.index(concept.name)] = concept
+        else:
+            concepts.append(concept)
+        state.strategy = replace(state.strategy, concepts=tuple(concepts))
     # Unknown kinds (from a newer version) are ignored rather than lost.
 
 
-def _apply_bucket_changes(state: WorkingState, changes: Iterable[list[str]]) -> None:
-    """Move tags between buckets: one copy of the bucket table, whatever the number of changes."""
-    buckets = dict(state.strategy.buckets)
+def _apply_bucket_changes(
+    state: WorkingState, changes: Iterable[list[str]], concept_name: str = ""
+) -> None:
+    """Move tags between buckets (the strategy's, or one concept's): one copy of the bucket
+    table, whatever the number of changes."""
+    concept = state.strategy.concept_named(concept_name) if concept_name else None
+    if concept_name and concept is None:
+        return  # its concept was removed by a later profile: nothing to change
+    buckets = dict(concept.buckets if concept is not None else state.strategy.buckets)
     spelling = {t.casefold(): t for t in buckets}  # lookups are case-insensitive
     for tag, bucket in changes:
         key = tag.casefold()
@@ -98,7 +119,13 @@ def _apply_bucket_changes(state: WorkingState, changes: Iterable[list[str]]) -> 
         if bucket != UNSORTED:
             buckets[tag] = bucket
             spelling[key] = tag
-    state.strategy = replace(state.strategy, buckets=buckets)
+    if concept is None:
+        state.strategy = replace(state.strategy, buckets=buckets)
+        return
+    concepts = tuple(
+        replace(c, buckets=buckets) if c is concept else c for c in state.strategy.concepts
+    )
+    state.strategy = replace(state.strategy, concepts=concepts)
 
 
 def replay(base: Strategy, edits: Iterable[Edit], base_ref: str = "") -> WorkingState:
@@ -107,7 +134,7 @@ def replay(base: Strategy, edits: Iterable[Edit], base_ref: str = "") -> Working
     # Consecutive bucket edits are applied together: replaying thousands of steps stays fast.
     pending: list[list[str]] = []
     for edit in edits:
-        if edit.kind == "buckets":
+        if edit.kind == "buckets" and not edit.payload.get("concept"):
             pending.extend(edit.payload["changes"])
             continue
         if pending:
@@ -477,12 +504,22 @@ class Workspace:
             self._counts = None
         self.has_strategy = True
 
-    def set_buckets(self, changes: list[tuple[str, str]]) -> None:
-        """Put tags in buckets (`unsorted` takes them out); one undo step."""
+    def set_buckets(self, changes: list[tuple[str, str]], concept: str = "") -> None:
+        """Put tags in buckets (`unsorted` takes them out) of the strategy, or of the concept
+        named `concept` (there `unsorted` means: the strategy's bucket); one undo step."""
         for _, bucket in changes:
             if bucket != UNSORTED and bucket not in BUCKETS:
                 raise ValueError(f"unknown bucket {bucket!r}")
-        self.record("buckets", {"changes": [list(c) for c in changes]})
+        if concept and self.strategy.concept_named(concept) is None:
+            raise ValueError(f"no concept named {concept!r}")
+        payload: dict[str, Any] = {"changes": [list(c) for c in changes]}
+        if concept:
+            payload["concept"] = concept
+        self.record("buckets", payload)
+
+    def add_concept(self, concept: Concept) -> None:
+        """Add a concept (or replace the one of the same name); one undo step."""
+        self.record("concept", {"concept": concept_to_dict(concept)})
 
     def set_pattern(self, pattern: str) -> None:
         if pattern not in PATTERNS:
