@@ -33,6 +33,7 @@ from typing import Any
 
 from PIL import Image, ImageMath
 
+from tui.core.concept_checks import concept_findings
 from tui.core.dataset import NotRegularFileError, open_regular
 from tui.core.preview import MAX_PREVIEW_PIXELS, flatten
 from tui.core.profile import CHECK_DEFAULTS
@@ -54,6 +55,11 @@ KINDS = (
     "uncaptioned",
     "empty-caption",
     "stem-collision",
+    "concept-overlap",
+    "concept-trigger-is-a-tag",
+    "concept-inconsistent-trait",
+    "concept-shared-trait",
+    "concept-balance",
 )
 """Every kind of finding, in the order `run_checks` reports them."""
 
@@ -620,12 +626,7 @@ def _caption_findings(ws: Workspace, index: _TagIndex) -> list[Finding]:
                 tuple(e.image for e in untagged),
             )
         )
-    renderer = ws.renderer()
-    empty = [
-        e.image
-        for e in ws.images
-        if index.by_image[e.image] and not renderer.render(ws.image_tags(e.image))
-    ]
+    empty = [e.image for e in ws.images if index.by_image[e.image] and not ws.caption_for(e.image)]
     if empty:
         findings.append(
             Finding(
@@ -666,6 +667,14 @@ def run_checks(ws: Workspace, measures: Mapping[str, ImageMeasure] | None = None
     if measures is not None:
         findings += _image_findings(index, measures, limits)
     findings += _caption_findings(ws, index)
+    if ws.strategy.concepts:
+        concepts = {e.image: ws.concepts_of(e.image) for e in ws.images}
+        findings += [
+            Finding(f.kind, f.severity, f.message, f.images, f.tag)
+            for f in concept_findings(
+                ws.strategy, index.by_image, concepts, limits["inconsistent_trait"]
+            )
+        ]
     order = {kind: n for n, kind in enumerate(KINDS)}
     findings.sort(key=lambda f: order[f.kind])  # stable: each kind keeps its own order
     return findings

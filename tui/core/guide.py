@@ -95,6 +95,39 @@ def _bullets(rows: list[tuple[str, int | None]], total_images: int | None) -> li
     return lines
 
 
+def _concept_sections(strategy: Strategy) -> list[str]:
+    """One section per concept: its prompt, what its trigger absorbed, what stays promptable."""
+    out: list[str] = []
+    for concept in strategy.concepts:
+        pattern = concept.pattern or strategy.pattern
+        triggers = [t for t in (strategy.trigger, concept.trigger) if t]
+        out += [f"## Concept: {concept.name}", ""]
+        if triggers:
+            out += [f"Prompt `{', '.join(triggers)}` for this outfit (pattern **{pattern}**).", ""]
+        traits = concept.tags_in("trait")
+        context = concept.tags_in("context")
+        if pattern == "absorb" and traits:
+            out += [
+                f"Absorbed by `{concept.trigger or strategy.trigger}` — don't prompt these:",
+                "",
+            ]
+            out += [*_bullets([(t, None) for t in traits], None), ""]
+            out += [f"> {DOUBLE_UP_WARNING}", ""]
+        promptable = (traits if pattern != "absorb" else []) + (
+            context if pattern != "traits-only" else []
+        )
+        if promptable:
+            out += ["Promptable in this outfit:", ""]
+            out += [*_bullets([(t, None) for t in promptable], None), ""]
+        if traits and pattern != "absorb":
+            out += [
+                "On the other outfits' images these tags stayed ordinary tags, so prompting "
+                "one outside this outfit adds just that piece.",
+                "",
+            ]
+    return out
+
+
 def render_guide(
     subject: Workspace | Strategy,
     counts: Mapping[str, int] | None = None,
@@ -200,6 +233,8 @@ def render_guide(
             "describe poses and scenes as you would with the base model.",
             "",
         ]
+
+    out += _concept_sections(strategy)
 
     # Negative prompt.
     out += ["## Negative prompt", ""]

@@ -21,6 +21,7 @@ from tui.core.strategy import (
     PATTERNS,
     UNSORTED_MODES,
     CaptionFormat,
+    Concept,
     Strategy,
 )
 
@@ -29,6 +30,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+# [[concepts]] needed no new schema: a version without them refuses the unknown key with a
+# clear message rather than misreading the profile.
 SCHEMA = 1
 # Thresholds of `lora-curator check` (see tui/core/checks.py), settable under [checks].
 CHECK_DEFAULTS: dict[str, float] = {
@@ -89,7 +92,9 @@ _TOP_KEYS = (
     "caption",
     "suggest",
     "checks",
+    "concepts",
 )
+_CONCEPT_KEYS = ("name", "trigger", "folders", "tags", "pattern", "buckets")
 _CAPTION_KEYS = ("extension", "separator", "underscores", "escape_parentheses", "order")
 
 
@@ -112,21 +117,7 @@ def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str =
     pattern = _choice(source, "pattern", data.get("pattern", "keep-all"), PATTERNS)
     unsorted = _choice(source, "unsorted", data.get("unsorted", "keep"), UNSORTED_MODES)
 
-    buckets_table = _expect(source, "[buckets]", data.get("buckets", {}), dict, "a table")
-    _check_keys(source, "buckets", buckets_table, BUCKETS)
-    buckets: dict[str, str] = {}
-    first_bucket: dict[str, str] = {}
-    for bucket in BUCKETS:
-        for tag in _string_list(source, f"buckets.{bucket}", buckets_table.get(bucket, [])):
-            key = tag.casefold()
-            other = first_bucket.get(key)
-            if other is not None and other != bucket:
-                raise _fail(
-                    source,
-                    f"tag {tag!r} is in two buckets, {other!r} and {bucket!r}; keep it in one",
-                )
-            first_bucket[key] = bucket
-            buckets[tag] = bucket
+    buckets = _bucket_table(source, "buckets", data.get("buckets", {}))
 
     aliases_table = _expect(source, "[aliases]", data.get("aliases", {}), dict, "a table")
     aliases: dict[str, str] = {}
@@ -189,6 +180,18 @@ def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str =
         for key, value in checks_table.items()
     }
 
+    concepts_list = _expect(source, "[[concepts]]", data.get("concepts", []), list, "tables")
+    concepts: list[Concept] = []
+    for i, table in enumerate(concepts_list):
+        concept = concept_from_dict(source, f"concepts[{i + 1}]", table)
+        if any(c.name == concept.name for c in concepts):
+            raise _fail(
+                source,
+                f"concepts[{i + 1}].name = {concept.name!r}: two concepts have this name; "
+                "give each its own",
+            )
+        concepts.append(concept)
+
     return Strategy(
         name=name,
         trigger=trigger,
@@ -199,7 +202,75 @@ def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str =
         caption=caption,
         suggest=suggest,
         checks=checks,
+        concepts=tuple(concepts),
     )
+
+
+def _bucket_table(source: str, where: str, value: Any) -> dict[str, str]:
+    """A `[buckets]`-shaped table (bucket → list of tags) as tag → bucket."""
+    table = _expect(source, f"[{where}]", value, dict, "a table")
+    _check_keys(source, where, table, BUCKETS)
+    buckets: dict[str, str] = {}
+    first_bucket: dict[str, str] = {}
+    for bucket in BUCKETS:
+        for tag in _string_list(source, f"{where}.{bucket}", table.get(bucket, [])):
+            key = tag.casefold()
+            other = first_bucket.get(key)
+            if other is not None and other != bucket:
+                raise _fail(
+                    source,
+                    ("" if where == "buckets" else f"{where}: ")
+                    + f"tag {tag!r} is in two buckets, {other!r} and {bucket!r}; keep it in one",
+                )
+            first_bucket[key] = bucket
+            buckets[tag] = bucket
+    return buckets
+
+
+def concept_from_dict(source: str, where: str, table: Any) -> Concept:
+    """One `[[concepts]]` table; `where` (e.g. `concepts[2]`) names it in errors."""
+    _expect(source, where, table, dict, "a table")
+    _check_keys(source, where, table, _CONCEPT_KEYS)
+    if "name" not in table:
+        raise _fail(source, f"{where}: missing 'name'")
+    name = _expect(source, f"{where}.name", table["name"], str, "a string").strip()
+    if not name:
+        raise _fail(source, f"{where}.name must not be empty")
+    trigger = _expect(source, f"{where}.trigger", table.get("trigger", ""), str, "a string")
+    folders = []
+    for folder in _string_list(source, f"{where}.folders", table.get("folders", [])):
+        clean = folder.replace("\\", "/").rstrip("/")
+        if not clean or clean.startswith("/") or ".." in clean.split("/"):
+            raise _fail(
+                source,
+                f"{where}.folders: {folder!r} must be a folder inside the dataset "
+                "(relative, e.g. '10_school')",
+            )
+        folders.append(clean)
+    tags = _string_list(source, f"{where}.tags", table.get("tags", []))
+    pattern = table.get("pattern", "")
+    if pattern != "":
+        pattern = _choice(source, f"{where}.pattern", pattern, PATTERNS)
+    return Concept(
+        name=name,
+        trigger=trigger.strip(),
+        folders=tuple(folders),
+        tags=tuple(tags),
+        pattern=pattern,
+        buckets=_bucket_table(source, f"{where}.buckets", table.get("buckets", {})),
+    )
+
+
+def concept_to_dict(concept: Concept) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": concept.name, "trigger": concept.trigger}
+    if concept.folders:
+        data["folders"] = list(concept.folders)
+    if concept.tags:
+        data["tags"] = list(concept.tags)
+    if concept.pattern:
+        data["pattern"] = concept.pattern
+    data["buckets"] = {bucket: concept.tags_in(bucket) for bucket in BUCKETS}
+    return data
 
 
 def strategy_to_dict(strategy: Strategy) -> dict[str, Any]:
@@ -225,6 +296,8 @@ def strategy_to_dict(strategy: Strategy) -> dict[str, Any]:
         data["suggest"] = {b: list(g) for b, g in strategy.suggest.items()}
     if strategy.checks:
         data["checks"] = dict(strategy.checks)
+    if strategy.concepts:
+        data["concepts"] = [concept_to_dict(c) for c in strategy.concepts]
     return data
 
 

@@ -37,6 +37,40 @@ class CaptionFormat:
 
 
 @dataclass(frozen=True)
+class Concept:
+    """One outfit (or any look) of a multi-concept LoRA: its own trigger and buckets.
+
+    An image belongs to the concept when it lies under one of `folders` (relative to the
+    dataset, '/' separators) or carries one of `tags`. Inside the concept a tag's bucket is
+    the concept's when `buckets` names it, else the strategy's; `pattern` (empty: the
+    strategy's) decides what the caption keeps.
+    """
+
+    name: str
+    trigger: str = ""
+    folders: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    pattern: str = ""
+    buckets: Mapping[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def bucket_index(self) -> dict[str, str]:
+        return {t.casefold(): b for t, b in self.buckets.items()}
+
+    @cached_property
+    def tag_keys(self) -> frozenset[str]:
+        return frozenset(t.casefold() for t in self.tags)
+
+    def holds_folder(self, image: str) -> bool:
+        """Whether the image (relative path) lies under one of the concept's folders."""
+        return any(image.startswith(f.rstrip("/") + "/") for f in self.folders if f)
+
+    def tags_in(self, bucket: str) -> list[str]:
+        """The concept's own tags of one bucket, in the order they were added."""
+        return [t for t, b in self.buckets.items() if b == bucket]
+
+
+@dataclass(frozen=True)
 class Strategy:
     """A character's strategy: what a profile TOML holds.
 
@@ -52,6 +86,7 @@ class Strategy:
     caption: CaptionFormat = field(default_factory=CaptionFormat)
     suggest: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     checks: Mapping[str, float] = field(default_factory=dict)
+    concepts: tuple[Concept, ...] = ()
 
     # Case-insensitive lookup tables, derived once per (frozen) strategy.
     @cached_property
@@ -84,6 +119,29 @@ class Strategy:
         """Tags of one bucket, in the order they were added."""
         return [t for t, b in self.buckets.items() if b == bucket]
 
+    def concept_named(self, name: str) -> Concept | None:
+        return next((c for c in self.concepts if c.name == name), None)
+
+    def concepts_of(self, image: str, tags: Iterable[str]) -> list[Concept]:
+        """Every concept the image belongs to (by folder or by one of its tags), in the
+        order the strategy lists them; the first one renders it."""
+        if not self.concepts:
+            return []
+        keys: set[str] | None = None
+        out = []
+        for concept in self.concepts:
+            if concept.holds_folder(image):
+                out.append(concept)
+                continue
+            if concept.tags:
+                if keys is None:
+                    keys = {self.alias_of(t).casefold() for t in tags} | {
+                        t.casefold() for t in tags
+                    }
+                if not concept.tag_keys.isdisjoint(keys):
+                    out.append(concept)
+        return out
+
 
 @dataclass(frozen=True)
 class TagFate:
@@ -100,15 +158,33 @@ class Renderer:
     `frequency` (tag → number of images) is needed only for `order = "frequency"`.
     """
 
-    def __init__(self, strategy: Strategy, frequency: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        strategy: Strategy,
+        frequency: Mapping[str, int] | None = None,
+        concept: Concept | None = None,
+    ) -> None:
         self.strategy = strategy
+        self.concept = concept
         self.frequency = frequency or {}
         self._fates: dict[str, TagFate] = {}
         self._buckets = strategy.bucket_index
+        pattern = strategy.pattern
+        # The character trigger, then the concept's: each once, first in the caption.
+        triggers = [strategy.trigger]
+        if concept is not None:
+            self._buckets = {**self._buckets, **concept.bucket_index}
+            pattern = concept.pattern or pattern
+            triggers.append(concept.trigger)
+        self.triggers: list[str] = []
+        for trigger in triggers:
+            if trigger and trigger.casefold() not in {t.casefold() for t in self.triggers}:
+                self.triggers.append(trigger)
+        self.pattern = pattern
         self._aliases = strategy.alias_index
-        self._removed = REMOVED_BY_PATTERN[strategy.pattern]
+        self._removed = REMOVED_BY_PATTERN[pattern]
         self._keep_unsorted = strategy.unsorted == "keep"
-        self._trigger_key = strategy.trigger.casefold()
+        self._trigger_keys = {t.casefold() for t in self.triggers}
 
     def fate(self, tag: str) -> TagFate:
         """The bucket of a source tag and whether the caption keeps it."""
@@ -124,7 +200,7 @@ class Renderer:
     def caption_tags(self, source_tags: Iterable[str]) -> list[str]:
         """The tags of the caption, trigger first, in the strategy's order."""
         fates = self._fates
-        seen = {self._trigger_key} if self._trigger_key else set()
+        seen = set(self._trigger_keys)
         out: list[str] = []
         for tag in source_tags:
             f = fates.get(tag) or self.fate(tag)
@@ -141,8 +217,8 @@ class Renderer:
         elif order == "frequency":
             freq = self.frequency
             out.sort(key=lambda t: (-freq.get(t, 0), t.casefold()))
-        if self._trigger_key:
-            out.insert(0, self.strategy.trigger)
+        if self.triggers:
+            out[:0] = self.triggers
         return out
 
     def render(self, source_tags: Iterable[str]) -> str:
@@ -158,10 +234,11 @@ def render(
     source_tags: Iterable[str],
     strategy: Strategy,
     frequency: Mapping[str, int] | None = None,
+    concept: Concept | None = None,
 ) -> str:
     """Render one image's caption: the bucket × pattern table of tagging.md, trigger first.
 
     Returns the file's text (one line ending in LF), or "" when no tag is left: such an image
     is reported as an "empty caption" and its file is never written.
     """
-    return Renderer(strategy, frequency).render(source_tags)
+    return Renderer(strategy, frequency, concept).render(source_tags)

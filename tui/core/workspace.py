@@ -27,9 +27,14 @@ from tui.core.dataset import (
     open_regular,
     scan_dataset,
 )
-from tui.core.profile import strategy_from_dict, strategy_to_dict
+from tui.core.profile import (
+    concept_from_dict,
+    concept_to_dict,
+    strategy_from_dict,
+    strategy_to_dict,
+)
 from tui.core.store import Edit, Store, content_hash
-from tui.core.strategy import BUCKETS, PATTERNS, UNSORTED, Renderer, Strategy
+from tui.core.strategy import BUCKETS, PATTERNS, UNSORTED, Concept, Renderer, Strategy
 from tui.core.writer import (
     UnsafePathError,
     fsync_folder,
@@ -65,7 +70,7 @@ def apply_edit(state: WorkingState, edit: Edit) -> None:
     p = edit.payload
     kind = edit.kind
     if kind == "buckets":
-        _apply_bucket_changes(state, p["changes"])
+        _apply_bucket_changes(state, p["changes"], p.get("concept", ""))
     elif kind == "trigger":
         state.strategy = replace(state.strategy, trigger=p["value"])
     elif kind == "pattern":
@@ -94,12 +99,28 @@ def apply_edit(state: WorkingState, edit: Edit) -> None:
                 edits.added.append(tag)
     elif kind == "adopt":
         state.adopted[p["caption"]] = edit.seq
+    elif kind == "concept":
+        # A new concept, or a changed one (same name): the strategy's list keeps its order.
+        concept = concept_from_dict("the edit log", "concept", p["concept"])
+        concepts = list(state.strategy.concepts)
+        names = [c.name for c in concepts]
+        if concept.name in names:
+            concepts[names.index(concept.name)] = concept
+        else:
+            concepts.append(concept)
+        state.strategy = replace(state.strategy, concepts=tuple(concepts))
     # Unknown kinds (from a newer version) are ignored rather than lost.
 
 
-def _apply_bucket_changes(state: WorkingState, changes: Iterable[list[str]]) -> None:
-    """Move tags between buckets: one copy of the bucket table, whatever the number of changes."""
-    buckets = dict(state.strategy.buckets)
+def _apply_bucket_changes(
+    state: WorkingState, changes: Iterable[list[str]], concept_name: str = ""
+) -> None:
+    """Move tags between buckets (the strategy's, or one concept's): one copy of the bucket
+    table, whatever the number of changes."""
+    concept = state.strategy.concept_named(concept_name) if concept_name else None
+    if concept_name and concept is None:
+        return  # its concept was removed by a later profile: nothing to change
+    buckets = dict(concept.buckets if concept is not None else state.strategy.buckets)
     spelling = {t.casefold(): t for t in buckets}  # lookups are case-insensitive
     for tag, bucket in changes:
         key = tag.casefold()
@@ -109,7 +130,13 @@ def _apply_bucket_changes(state: WorkingState, changes: Iterable[list[str]]) -> 
         if bucket != UNSORTED:
             buckets[tag] = bucket
             spelling[key] = tag
-    state.strategy = replace(state.strategy, buckets=buckets)
+    if concept is None:
+        state.strategy = replace(state.strategy, buckets=buckets)
+        return
+    concepts = tuple(
+        replace(c, buckets=buckets) if c is concept else c for c in state.strategy.concepts
+    )
+    state.strategy = replace(state.strategy, concepts=concepts)
 
 
 def replay(base: Strategy, edits: Iterable[Edit], base_ref: str = "") -> WorkingState:
@@ -118,7 +145,7 @@ def replay(base: Strategy, edits: Iterable[Edit], base_ref: str = "") -> Working
     # Consecutive bucket edits are applied together: replaying thousands of steps stays fast.
     pending: list[list[str]] = []
     for edit in edits:
-        if edit.kind == "buckets":
+        if edit.kind == "buckets" and not edit.payload.get("concept"):
             pending.extend(edit.payload["changes"])
             continue
         if pending:
@@ -261,6 +288,7 @@ class Workspace:
         self.logged_strategy: Strategy | None = state.strategy if has_strategy else None
         self._counts: Counter[str] | None = None
         self._renderer: Renderer | None = None
+        self._concept_renderers: dict[str, Renderer] = {}
         self._parser: TagParser | None = None
 
     # ---- opening ----------------------------------------------------------------------------
@@ -544,14 +572,41 @@ class Workspace:
                 for tag, n in self.tag_counts().items():
                     freq[self.strategy.alias_of(tag)] += n
             r = self._renderer = Renderer(self.strategy, freq)
+            self._concept_renderers = {}
+        return r
+
+    def concepts_of(self, image: str) -> list[Concept]:
+        """The concepts an image belongs to (by folder or tag); the first one renders it."""
+        return self.strategy.concepts_of(image, self.image_tags(image))
+
+    def concept_of(self, image: str) -> Concept | None:
+        """The concept that renders this image (None: the strategy alone)."""
+        if not self.strategy.concepts:
+            return None
+        found = self.concepts_of(image)
+        return found[0] if found else None
+
+    def renderer_for(self, image: str) -> Renderer:
+        """The renderer of one image: its concept's, or the strategy's."""
+        base = self.renderer()
+        concept = self.concept_of(image)
+        if concept is None:
+            return base
+        r = self._concept_renderers.get(concept.name)
+        if r is None or r.concept is not concept:
+            r = self._concept_renderers[concept.name] = Renderer(
+                self.strategy, base.frequency, concept
+            )
         return r
 
     def caption_for(self, image: str) -> str:
         """The caption the working strategy renders for one image ("" = empty caption)."""
-        return self.renderer().render(self.image_tags(image))
+        return self.renderer_for(image).render(self.image_tags(image))
 
     def render_all(self) -> list[tuple[ImageEntry, str]]:
         """Every image with its rendered caption, in image order."""
+        if self.strategy.concepts:
+            return [(e, self.caption_for(e.image)) for e in self.images]
         renderer = self.renderer()
         return [(e, renderer.render(self.image_tags(e.image))) for e in self.images]
 
@@ -566,15 +621,15 @@ class Workspace:
 
     def will_change(self, image: str) -> bool:
         """Whether saving would change this image's caption file."""
-        return self._save_outcome(self.by_image[image], self.renderer())[0] == "write"
+        return self._save_outcome(self.by_image[image])[0] == "write"
 
-    def _save_outcome(self, entry: ImageEntry, renderer: Renderer) -> tuple[str, bytes | str]:
+    def _save_outcome(self, entry: ImageEntry) -> tuple[str, bytes | str]:
         """What a save does with one image's caption, before touching the disk:
         ("write", bytes) | ("unchanged", "") | ("collision" | "empty", "") | ("refuse", why)."""
         caption = entry.caption
         if caption in self.scan.collisions:
             return "collision", ""
-        text = renderer.render(self.image_tags(entry.image))
+        text = self.caption_for(entry.image)
         if not text:
             return "empty", ""
         data = text.encode("utf-8")
@@ -603,12 +658,22 @@ class Workspace:
             self._counts = None
         self.has_strategy = True
 
-    def set_buckets(self, changes: list[tuple[str, str]]) -> None:
-        """Put tags in buckets (`unsorted` takes them out); one undo step."""
+    def set_buckets(self, changes: list[tuple[str, str]], concept: str = "") -> None:
+        """Put tags in buckets (`unsorted` takes them out) of the strategy, or of the concept
+        named `concept` (there `unsorted` means: the strategy's bucket); one undo step."""
         for _, bucket in changes:
             if bucket != UNSORTED and bucket not in BUCKETS:
                 raise ValueError(f"unknown bucket {bucket!r}")
-        self.record("buckets", {"changes": [list(c) for c in changes]})
+        if concept and self.strategy.concept_named(concept) is None:
+            raise ValueError(f"no concept named {concept!r}")
+        payload: dict[str, Any] = {"changes": [list(c) for c in changes]}
+        if concept:
+            payload["concept"] = concept
+        self.record("buckets", payload)
+
+    def add_concept(self, concept: Concept) -> None:
+        """Add a concept (or replace the one of the same name); one undo step."""
+        self.record("concept", {"concept": concept_to_dict(concept)})
 
     def set_pattern(self, pattern: str) -> None:
         if pattern not in PATTERNS:
@@ -746,14 +811,13 @@ class Workspace:
     def _plan(self, report: ApplyReport) -> list[tuple[str, Path, bytes]]:
         """The writes a save makes, each file checked on disk now; the rest reported."""
         plan: list[tuple[str, Path, bytes]] = []
-        renderer = self.renderer()
         seen_captions: set[str] = set()
         targets: dict[Path, str] = {}
         plan_index: dict[str, int] = {}  # caption → its place in the plan
         settled: list[tuple[str, bytes | None]] = []
         for entry in self.images:
             caption = entry.caption
-            outcome, detail = self._save_outcome(entry, renderer)
+            outcome, detail = self._save_outcome(entry)
             if outcome == "write":
                 assert isinstance(detail, bytes)
                 try:

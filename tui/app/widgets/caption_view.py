@@ -20,17 +20,17 @@ class CaptionView(Static):
             self.shown = ""
             self.update(Text("no image", style="dim"))
             return
-        renderer = ws.renderer()
+        renderer = ws.renderer_for(image)
         tags = ws.image_tags(image)
         caption = renderer.caption_tags(tags)
         text = Text()
         if not caption:
             text.append("empty caption: this file will not be written", style="italic")
-        trigger = ws.strategy.trigger
+        leading = len(renderer.triggers)
         for i, tag in enumerate(caption):
             if i:
                 text.append(ws.strategy.caption.separator)
-            text.append(tag, style="bold" if trigger and i == 0 else "")
+            text.append(tag, style="bold" if i < leading else "")
         removed = [renderer.fate(t).tag for t in tags if not renderer.fate(t).kept]
         if removed:
             text.append("   ")
