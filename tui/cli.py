@@ -23,13 +23,19 @@ from tui.core.profile import (
     resolve_profile,
     save_profile,
 )
-from tui.core.store import StateError, state_exists
+from tui.core.store import (
+    CorruptStateError,
+    NewerStateError,
+    StateError,
+    reset_state,
+    state_exists,
+)
 from tui.core.strategy import PATTERNS, Strategy
 from tui.core.suggest import suggest_buckets
 from tui.core.workspace import Workspace
 
 PROG = "lora-curator"
-SUBCOMMANDS = ("apply", "tags", "restore", "profile", "suggest", "check", "guide")
+SUBCOMMANDS = ("apply", "tags", "restore", "profile", "suggest", "check", "guide", "reset-state")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -83,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("restore", help="put every original caption file back")
+    p.add_argument("dataset", metavar="DATASET")
+
+    p = sub.add_parser(
+        "reset-state",
+        help="move the dataset's state (edits, original copies) to a backup and start over",
+    )
     p.add_argument("dataset", metavar="DATASET")
 
     p = sub.add_parser("profile", help="the profile library")
@@ -309,6 +321,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     profile, _ = _load_profile_arg(args.profile)
     try:
         ws = Workspace.open(args.dataset, strategy=profile)
+    except (CorruptStateError, NewerStateError):
+        raise  # a state that cannot be trusted is not read either
     except StateError as exc:
         # Locked by the app (or no writable state): measure without caching.
         _err(f"note: {exc}; measuring without the cache")
@@ -369,6 +383,21 @@ def cmd_guide(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def cmd_reset_state(args: argparse.Namespace) -> int:
+    root = check_root(args.dataset)
+    backup = reset_state(root)
+    if backup is None:
+        print(f"{root}: no state to reset; nothing changed", file=sys.stderr)
+        return EXIT_OK
+    print(
+        f"moved the state to {backup}; the caption files are untouched, and the next open "
+        "starts a new state from the captions as they are now (the backup keeps the old "
+        "edits and the copies of the original captions)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def run_app(argv: Sequence[str]) -> int:
     args = build_app_parser().parse_args(argv)
     from tui.app.main import run  # Textual is imported only here
@@ -390,6 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "suggest": cmd_suggest,
             "check": cmd_check,
             "guide": cmd_guide,
+            "reset-state": cmd_reset_state,
         }[args.command]
         return handler(args)
     except (ProfileError, UsageError, DatasetError) as exc:

@@ -816,5 +816,36 @@ def _is_hash(value: object) -> bool:
     return value is None or (isinstance(value, bytes) and len(value) == 16)
 
 
+def reset_state(root: Path) -> Path | None:
+    """Move the dataset's state folder aside to `.lora-curator.bak-YYYYmmdd-HHMMSS/` (a
+    dot-folder inside the dataset, so the scan skips it) and return where it went; None when
+    there is no state. Refused (`DatasetLockedError`) while another lora-curator has the
+    dataset open. Nothing in the state is read: a damaged one is moved like any other."""
+    folder = root / STATE_DIR
+    if not os.path.lexists(folder):
+        return None
+    lock_fd = None
+    try:
+        if folder.is_dir() and not folder.is_symlink():
+            lock_fd = _acquire_lock(folder)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = root / f"{STATE_DIR}.bak-{stamp}"
+        n = 1
+        while os.path.lexists(backup):
+            n += 1
+            backup = root / f"{STATE_DIR}.bak-{stamp}-{n}"
+        os.rename(folder, backup)
+        fsync_folder(root)
+    except OSError as exc:
+        raise StateError(
+            f"{folder}: cannot move the state aside ({exc.strerror or exc}); "
+            "check the dataset folder is writable"
+        ) from None
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
+    return backup
+
+
 def state_exists(root: Path) -> bool:
     return os.path.exists(state_path(root))
