@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 
@@ -180,10 +181,8 @@ class CuratorApp(App[int]):
             if start is not None:
                 ws.use_strategy(start, start_ref)
         except Exception as exc:
-            try:
+            with suppress(StateError):  # the first error is the one to tell
                 ws.close()  # never keep the dataset locked
-            except StateError:
-                pass  # the first error is the one to tell
             self.call_from_thread(self._open_failed, str(exc))
             return
         self.call_from_thread(self._loaded, ws)
