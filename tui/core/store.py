@@ -443,7 +443,7 @@ class Store:
             writer = self.meta("written_by")
         except StateError:
             writer = None
-        by = f" by {_shown(writer)}" if writer else ""
+        by = f" (created by {_shown(writer)})" if writer else ""
         this = f"lora-curator {__version__} reads state schema {STATE_SCHEMA}"
         what = (
             f"state schema {version}, newer than this version understands"
@@ -451,7 +451,7 @@ class Store:
             else f"an unknown state schema {_shown(schema)!r}, not one this version knows"
         )
         raise NewerStateError(
-            f"{self.path}: written{by} with {what} ({this}); upgrade lora-curator. The state "
+            f"{self.path}: state {what}{by} ({this}); upgrade lora-curator. The state "
             "was not used or changed, and the caption files are untouched"
         )
 
@@ -647,10 +647,12 @@ class Store:
 
     def wait_for_snapshot(self) -> None:
         """Wait until the originals are in the state; a `StateError` if they could not be."""
-        thread, self._snapshot = self._snapshot, None
+        # Any thread may call this: each one waits for the end, and the error stays, so no
+        # caption is ever written after a snapshot that failed.
+        thread = self._snapshot
         if thread is not None:
             thread.join()
-        error, self._snapshot_error = self._snapshot_error, None
+        error = self._snapshot_error
         if error is not None:
             detail = str(error) if isinstance(error, StateError) else f"{self.path}: {error}"
             raise StateWriteError(
