@@ -684,3 +684,30 @@ def test_the_state_is_created_whole(tmp_path):
     assert STATE_FILE + ".new" not in names
     with Workspace.open(root, read_only=True) as ws:
         assert ws.strategy.trigger == "kd"
+
+
+def test_a_snapshot_that_fails_stops_every_write(tmp_path, cli_main, monkeypatch):
+    """The originals could not be copied (disk full in the background): no caption is
+    written, the user is told, and the next open copies them."""
+    root = write_dataset(tmp_path / "ds", CAPTIONS)
+    before = outside_state(root)
+    real = store_module._commit
+
+    def failing(conn: sqlite3.Connection) -> None:
+        if threading.current_thread().name == "snapshot-originals":
+            raise sqlite3.OperationalError("database or disk is full")
+        real(conn)
+
+    monkeypatch.setattr(store_module, "_commit", failing)
+    code, _, err = cli_main("apply", root, "--profile", _profile(tmp_path))
+    assert code == 1
+    line = one_error_line(err)
+    assert "could not keep a copy of the original captions" in line and "full" in line
+    assert outside_state(root) == before
+    monkeypatch.undo()
+    assert cli_main("apply", root, "--profile", _profile(tmp_path))[0] == 0
+    assert (root / "a.txt").read_text() == "kd, smile, blush, long hair\n"
+    assert cli_main("restore", root)[0] == 0  # the originals were copied the second time
+    assert all(
+        (root / rel).read_bytes() == entry[1] for rel, entry in before.items() if entry[0] == "file"
+    )
