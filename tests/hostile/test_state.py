@@ -283,7 +283,7 @@ async def test_a_damaged_state_stops_the_app_with_the_message(case, curated):
 
 
 @pytest.mark.parametrize(
-    ("schema", "said"), [("99", "state schema 99, newer"), ("x", "unknown state schema 'x'")]
+    ("schema", "said"), [("99", "has schema 99, newer"), ("x", "has an unknown schema 'x'")]
 )
 def test_a_newer_state_is_refused_and_left_as_it_is(schema, said, curated, cli_main, tmp_path):
     sql(

@@ -418,7 +418,8 @@ class Store:
                     raise self.damaged(f"the {table} table is missing")
             problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
             if problem != "ok":
-                raise self.damaged(_shown(str(problem), 120))
+                text = " ".join(str(problem).replace("*** in database main ***", "").split())
+                raise self.damaged(f"the integrity check failed: {_shown(text, 120)}")
             count, low, high = conn.execute(
                 "SELECT count(*), min(seq), max(seq) FROM edits"
             ).fetchone()
@@ -446,25 +447,26 @@ class Store:
         by = f" (created by {_shown(writer)})" if writer else ""
         this = f"lora-curator {__version__} reads state schema {STATE_SCHEMA}"
         what = (
-            f"state schema {version}, newer than this version understands"
+            f"schema {version}, newer than this version understands"
             if version is not None
-            else f"an unknown state schema {_shown(schema)!r}, not one this version knows"
+            else f"an unknown schema {_shown(schema)!r}"
         )
         raise NewerStateError(
-            f"{self.path}: state {what}{by} ({this}); upgrade lora-curator. The state "
+            f"{self.path}: this state has {what}{by} ({this}); upgrade lora-curator. The state "
             "was not used or changed, and the caption files are untouched"
         )
 
     def _int_meta(self, key: str, low: int, high: int) -> int:
+        label = {"saved": "saved position"}.get(key, key)
         raw = self.meta(key)
         if raw is None:
-            raise self.damaged(f"no {key} in the meta table")
+            raise self.damaged(f"no {label} in the meta table")
         try:
             value = int(raw)
         except ValueError:
-            raise self.damaged(f"the {key} {_shown(raw)!r} is not a number") from None
+            raise self.damaged(f"the {label} {_shown(raw)!r} is not a number") from None
         if not low <= value <= high:
-            raise self.damaged(f"the {key} {value} is outside the edit log (edits {low} to {high})")
+            raise self.damaged(f"the {label} {value} is outside the edit log ({low} to {high})")
         return value
 
     def close(self) -> None:
