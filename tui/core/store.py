@@ -380,6 +380,7 @@ class Store:
                 if os.path.lexists(stale):
                     os.unlink(stale)
             conn = sqlite3.connect(temp, isolation_level=None)
+            made = False
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA_SQL)
@@ -390,8 +391,12 @@ class Store:
                      ("written_by", f"lora-curator {__version__}")],
                 )  # fmt: skip
                 _commit(conn)
+                made = True
             finally:
                 conn.close()  # checkpoints: the whole database is in the file
+                if not made:
+                    with suppress(OSError):
+                        os.unlink(temp)  # a half-made state is never left behind
             os.replace(temp, path)
             fsync_folder(path.parent)
 
