@@ -25,7 +25,13 @@ from tui.core.profile import (
     resolve_profile,
     save_profile,
 )
-from tui.core.store import StateError, state_exists
+from tui.core.store import (
+    CorruptStateError,
+    NewerStateError,
+    StateError,
+    reset_state,
+    state_exists,
+)
 from tui.core.strategy import PATTERNS, Strategy
 from tui.core.suggest import suggest_buckets
 from tui.core.workspace import Workspace
@@ -43,6 +49,7 @@ SUBCOMMANDS = (
     "export",
     "find",
     "tag",
+    "reset-state",
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -101,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("restore", help="put every original caption file back")
+    p.add_argument("dataset", metavar="DATASET")
+
+    p = sub.add_parser(
+        "reset-state",
+        help="move the dataset's state (edits, original copies) to a backup and start over",
+    )
     p.add_argument("dataset", metavar="DATASET")
 
     p = sub.add_parser("profile", help="the profile library")
@@ -403,6 +416,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     profile, _ = _load_profile_arg(args.profile)
     try:
         ws = Workspace.open(args.dataset, strategy=profile)
+    except (CorruptStateError, NewerStateError):
+        raise  # a state that cannot be trusted is not read either
     except StateError as exc:
         # Locked by the app (or no writable state): measure without caching.
         _err(f"note: {exc}; measuring without the cache")
@@ -713,6 +728,21 @@ def cmd_tag(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
+def cmd_reset_state(args: argparse.Namespace) -> int:
+    root = check_root(args.dataset)
+    backup = reset_state(root)
+    if backup is None:
+        print(f"{root}: no state to reset; nothing changed", file=sys.stderr)
+        return EXIT_OK
+    print(
+        f"moved the state to {backup}; the caption files are untouched, and the next open "
+        "starts a new state from the captions as they are now (the backup keeps the old "
+        "edits and the copies of the original captions)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def run_app(argv: Sequence[str]) -> int:
     args = build_app_parser().parse_args(argv)
     from tui.app.main import run  # Textual is imported only here
@@ -739,6 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "export": cmd_export,
             "find": cmd_find,
             "tag": cmd_tag,
+            "reset-state": cmd_reset_state,
         }[args.command]
         return handler(args)
     except (ProfileError, UsageError, DatasetError) as exc:

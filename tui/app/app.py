@@ -7,7 +7,8 @@ caption file itself.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from tui.core.profile import (
     load_profile,
     save_profile,
 )
+from tui.core.store import StateError
 from tui.core.strategy import PATTERNS, UNSORTED, Strategy
 from tui.core.suggest import suggest_buckets
 from tui.core.workspace import Workspace
@@ -96,6 +98,7 @@ class CuratorApp(App[int]):
         self.busy = "loading"  # "" when edits are allowed
         self.filter_target: VirtualList | None = None
         self.fatal = ""  # why the app could not open the dataset
+        self.not_saved = ""  # why the last change could not be saved ("" = it was)
         self._footer_shows_disk_keys = False
         self._idle_gc: Timer | None = None
 
@@ -171,9 +174,15 @@ class CuratorApp(App[int]):
 
         try:
             ws = Workspace.open(self.dataset, strategy=start, progress=progress)
+        except Exception as exc:  # shown to the user once the screen is back
+            self.call_from_thread(self._open_failed, str(exc))
+            return
+        try:
             if start is not None:
                 ws.use_strategy(start, start_ref)
-        except Exception as exc:  # shown to the user, the app stays up
+        except Exception as exc:
+            with suppress(StateError):  # the first error is the one to tell
+                ws.close()  # never keep the dataset locked
             self.call_from_thread(self._open_failed, str(exc))
             return
         self.call_from_thread(self._loaded, ws)
@@ -234,6 +243,8 @@ class CuratorApp(App[int]):
             parts.append((str(len(self.files.warnings)), " need a look"))
         if ws.unsaved:
             parts.append(("● unsaved", ""))
+        if self.not_saved:
+            parts.append(("⚠ last change NOT saved", ""))
         if self.busy and self.busy != "loading":
             parts.append((f"{self.busy}…", ""))
         text = Text()
@@ -327,6 +338,22 @@ class CuratorApp(App[int]):
 
     # ---- actions ----------------------------------------------------------------------------
 
+    def _change(self, change: Callable[[], object]) -> bool:
+        """Run one change of the working state. When the state cannot commit it (disk full,
+        a damaged database, ...) the change is not made: the user is told (notification and
+        status bar), and the app goes on as it was."""
+        try:
+            change()
+        except StateError as exc:
+            self.not_saved = str(exc)
+            self.notify(
+                f"not saved, not applied: {exc}", severity="error", timeout=20, markup=False
+            )
+            self._update_status()
+            return False
+        self.not_saved = ""
+        return True
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in EDIT_ACTIONS and (self.ws is None or self.busy):
             return False
@@ -352,10 +379,12 @@ class CuratorApp(App[int]):
             return
         caption = ws.by_image[self.image].caption
         if adopt:
-            ws.adopt_disk_version(caption)
+            if not self._change(partial(ws.adopt_disk_version, caption)):
+                return
             self.notify("the file's new tags are now its source (ctrl+z undoes)")
         else:
-            ws.keep_ours(caption)
+            if not self._change(partial(ws.keep_ours, caption)):
+                return
             self.notify("the next save overwrites this file with the caption shown")
         self._refresh_all()
         self._footer_shows_disk_keys = False
@@ -366,7 +395,9 @@ class CuratorApp(App[int]):
         tag = self.tags.current
         if ws is None or tag is None:
             return
-        ws.set_buckets([(ws.strategy.alias_of(tag), bucket)])  # the tag as written
+        # The tag as written (aliases).
+        if not self._change(partial(ws.set_buckets, [(ws.strategy.alias_of(tag), bucket)])):
+            return
         self._refresh_all(changed_tags=[tag])
         self._move_to_next_unsorted()
 
@@ -391,7 +422,9 @@ class CuratorApp(App[int]):
         if suggestion is None:
             self.notify(f"{tag} is already in a bucket")
             return
-        ws.set_buckets([(suggestion.tag, suggestion.bucket)])  # the tag as written (aliases)
+        # The tag as written (aliases).
+        if not self._change(partial(ws.set_buckets, [(suggestion.tag, suggestion.bucket)])):
+            return
         self._refresh_all(changed_tags=[tag])
         self._move_to_next_unsorted()
 
@@ -403,7 +436,8 @@ class CuratorApp(App[int]):
         if not changes:
             self.notify("no unsorted tag left")
             return
-        ws.set_buckets(changes)  # one edit: one undo step
+        if not self._change(partial(ws.set_buckets, changes)):  # one edit: one undo step
+            return
         self._refresh_all()
         self.notify(f"{len(changes)} suggestion(s) accepted (ctrl+z undoes them all)")
 
@@ -443,10 +477,11 @@ class CuratorApp(App[int]):
             return
         edits = ws.state.image_edits.get(self.image)
         if edits is not None and tag.casefold() in edits.removed:
-            ws.edit_image_tags(self.image, restore=[tag])
+            change = partial(ws.edit_image_tags, self.image, restore=[tag])
         else:
-            ws.edit_image_tags(self.image, remove=[tag])
-        self._refresh_all()
+            change = partial(ws.edit_image_tags, self.image, remove=[tag])
+        if self._change(change):
+            self._refresh_all()
 
     def action_add_tag(self) -> None:
         ws = self.ws
@@ -458,8 +493,7 @@ class CuratorApp(App[int]):
             if not value or self.ws is None:
                 return
             new = parse_tags(value, self.ws.strategy.caption.underscores)
-            if new:
-                self.ws.edit_image_tags(image, add=list(new))
+            if new and self._change(partial(self.ws.edit_image_tags, image, add=list(new))):
                 self._refresh_all()
                 self.tags.move_to(new[0])
 
@@ -493,8 +527,8 @@ class CuratorApp(App[int]):
         if ws is None:
             return
         i = PATTERNS.index(ws.strategy.pattern)
-        ws.set_pattern(PATTERNS[(i + 1) % len(PATTERNS)])
-        self._refresh_all()
+        if self._change(partial(ws.set_pattern, PATTERNS[(i + 1) % len(PATTERNS)])):
+            self._refresh_all()
 
     def action_edit_trigger(self) -> None:
         ws = self.ws
@@ -502,8 +536,12 @@ class CuratorApp(App[int]):
             return
 
         def done(value: str | None) -> None:
-            if value is not None and self.ws is not None:
-                self.ws.set_trigger(value)
+            ws = self.ws
+            if (
+                value is not None
+                and ws is not None
+                and self._change(partial(ws.set_trigger, value))
+            ):
                 self._refresh_all()
 
         self.push_screen(
@@ -546,13 +584,20 @@ class CuratorApp(App[int]):
             event.stop()
 
     def action_undo(self) -> None:
-        if self.ws is not None and not self.ws.undo():
-            self.notify("nothing to undo")
-        self._refresh_all()
+        self._step(undo=True)
 
     def action_redo(self) -> None:
-        if self.ws is not None and not self.ws.redo():
-            self.notify("nothing to redo")
+        self._step(undo=False)
+
+    def _step(self, undo: bool) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        moved: list[bool] = []
+        if not self._change(lambda: moved.append(ws.undo() if undo else ws.redo())):
+            return
+        if not moved[0]:
+            self.notify("nothing to undo" if undo else "nothing to redo")
         self._refresh_all()
 
     def action_save(self) -> None:
@@ -566,7 +611,14 @@ class CuratorApp(App[int]):
     def _save(self) -> None:
         ws = self.ws
         assert ws is not None
-        report = ws.apply()
+        store = ws.store
+        # The position this save renders: an edit made meanwhile stays "unsaved".
+        cursor = store.cursor() if store is not None else 0
+        try:
+            report = ws.apply()
+        except StateError as exc:  # e.g. the disk is full: nothing was written
+            self.call_from_thread(self._saved, "not saved", [("state", str(exc))])
+            return
         profile_path = Path(ws.state.profile_ref) if ws.state.profile_ref else None
         message = report.summary()
         try:
@@ -575,13 +627,19 @@ class CuratorApp(App[int]):
             save_profile(ws.strategy, profile_path)
             guide_path = profile_path.with_name(f"{profile_path.stem}.guide.md")
             write_file_atomic(guide_path, self._guide_text().encode("utf-8"))
-            if not ws.state.profile_ref:
+            if not ws.state.profile_ref and store is not None:
+                before = store.cursor()
                 ws.use_strategy(ws.strategy, str(profile_path))
+                if cursor == before:  # recording the profile path changes no caption
+                    cursor = store.cursor()
             message += f"; profile saved to {profile_path}"
-        except (OSError, ProfileError) as exc:
+        except (OSError, ProfileError, StateError) as exc:
             report.failed.append((str(profile_path), f"profile not saved: {exc}"))
-        if not report.failed and ws.store is not None:
-            ws.store.mark_saved()
+        if not report.failed and store is not None:
+            try:
+                store.mark_saved(cursor)
+            except StateError as exc:
+                report.failed.append(("state", str(exc)))
         self.call_from_thread(self._saved, message, report.failed)
 
     def _saved(self, message: str, failed: list[tuple[str, str]]) -> None:
@@ -589,9 +647,9 @@ class CuratorApp(App[int]):
         if failed:
             details = "\n".join(f"{path}: {why}" for path, why in failed[:5])
             more = f"\n… and {len(failed) - 5} more" if len(failed) > 5 else ""
-            self.notify(f"{message}\n{details}{more}", severity="error", timeout=20)
+            self.notify(f"{message}\n{details}{more}", severity="error", timeout=20, markup=False)
         else:
-            self.notify(message)
+            self.notify(message, markup=False)
         self._refresh_all()
 
     def action_open_profile(self) -> None:
@@ -617,10 +675,14 @@ class CuratorApp(App[int]):
                 # Captions pair or parse differently: open the dataset again with it
                 # (closing this one first: it holds the dataset's lock).
                 self.busy = "loading"
-                self.ws.close()
+                try:
+                    self.ws.close()
+                except StateError as exc:
+                    self.notify(str(exc), severity="error", timeout=20, markup=False)
                 self._open_dataset(strategy, str(path))
                 return
-            self.ws.use_strategy(strategy, str(path))
+            if not self._change(partial(self.ws.use_strategy, strategy, str(path))):
+                return
             self._refresh_all()
             self.notify(f"profile {strategy.name} opened")
 
@@ -663,4 +725,7 @@ class CuratorApp(App[int]):
 
     def on_unmount(self) -> None:
         if self.ws is not None:
-            self.ws.close()
+            try:
+                self.ws.close()
+            except StateError as exc:  # printed once the screen is back
+                self.fatal = self.fatal or str(exc)

@@ -3,6 +3,14 @@
 It holds the original bytes of every caption file (snapshotted once, so `restore` is exact),
 what this tool last wrote to each file, the working strategy's base, and the edit log whose
 cursor gives undo/redo and crash safety. Only this module touches the database.
+
+Trust: a state is checked when it is opened (schema version, tables, SQLite's quick check,
+the edit log's numbering, cursor) and each row when it is read (JSON objects, types, the
+digest of every original copy). A damaged state raises `CorruptStateError`, one written by a
+newer version `NewerStateError`: neither is used or changed, and nothing is written from it.
+
+Threads: see `Store`. In short, one SQLite connection per thread, writes serialised with a
+bounded wait, so an edit never fails because a background job holds the database.
 """
 
 from __future__ import annotations
@@ -10,16 +18,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shlex
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tui import __version__
 from tui.core.dataset import STATE_DIR
+from tui.core.writer import fsync_folder
 
 STATE_FILE = "state.sqlite3"
 STATE_SCHEMA = 1
@@ -85,14 +97,47 @@ class FileRecord(NamedTuple):
 
 
 class StateError(Exception):
-    """The state database cannot be opened or used; the message says what to do."""
+    """The state database cannot be opened or used; the message (one line) says what to do."""
 
 
 class DatasetLockedError(StateError):
     """Another lora-curator process has the dataset open for editing."""
 
 
+class CorruptStateError(StateError):
+    """The state database is damaged or was tampered with: nothing in it is used."""
+
+
+class NewerStateError(StateError):
+    """The state was written by a newer (or unknown) version: it is neither used nor changed."""
+
+
+class StateWriteError(StateError):
+    """A change could not be committed (disk full, I/O error, ...): it was not made."""
+
+
+class StateBusyError(StateError):
+    """The database stayed locked by someone else for longer than `BUSY_TIMEOUT`."""
+
+
 LOCK_FILE = "lock"
+
+# How long a write waits for another writer (a background job of this process, or another
+# program holding the file) before it gives up with a `StateBusyError`.
+BUSY_TIMEOUT = 15.0
+# The background snapshot of the originals commits in chunks of this many rows (or bytes):
+# a foreground write waits for one chunk at most, never for the whole snapshot.
+SNAPSHOT_CHUNK_ROWS = 500
+SNAPSHOT_CHUNK_BYTES = 4 << 20
+
+_TABLES = ("meta", "files", "edits", "blobs")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """Text read from the state, safe to print on one line (controls escaped, cut short)."""
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _acquire_lock(folder: Path) -> int | None:
@@ -115,8 +160,8 @@ def _acquire_lock(folder: Path) -> int | None:
         finally:
             os.close(fd)
         raise DatasetLockedError(
-            f"{folder.parent}: open in another lora-curator (pid {holder}); close it first "
-            "(read-only commands such as `apply --dry-run` and `tags` still work)"
+            f"{folder.parent}: open in another lora-curator (pid {_shown(holder)}); close it "
+            "first (read-only commands such as `apply --dry-run` and `tags` still work)"
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode("ascii"))
@@ -127,100 +172,374 @@ def state_path(root: Path) -> Path:
     return root / STATE_DIR / STATE_FILE
 
 
-class Store:
-    """The SQLite state of one dataset."""
+def _commit(conn: sqlite3.Connection) -> None:
+    """The one place a write transaction commits (the tests make it fail like a full disk)."""
+    conn.execute("COMMIT")
 
-    def __init__(
-        self, conn: sqlite3.Connection, path: Path, read_only: bool, lock_fd: int | None = None
-    ) -> None:
-        self.conn = conn
+
+class _WriteGate:
+    """Serialises this process's write transactions, foreground writes first.
+
+    SQLite lets one writer in at a time and its busy handler is not fair: a background job
+    that commits in a loop could starve an edit. Here a foreground write waits at most for
+    the transaction in progress; the background snapshot lets every waiting write go before
+    its next chunk."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._waiting = 0  # foreground writers waiting
+
+    @contextmanager
+    def hold(self, path: Path, background: bool = False) -> Iterator[None]:
+        with self._cond:
+            if background:
+                self._cond.wait_for(lambda: not self._busy and not self._waiting)
+            else:
+                self._waiting += 1
+                try:
+                    if not self._cond.wait_for(lambda: not self._busy, timeout=BUSY_TIMEOUT):
+                        raise StateBusyError(
+                            f"{path}: the state stayed busy for {BUSY_TIMEOUT:.0f} s; "
+                            "nothing was changed: try again"
+                        )
+                finally:
+                    self._waiting -= 1
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
+class Store:
+    """The SQLite state of one dataset.
+
+    Threading contract: a `Store` may be used from any number of threads at once (the app's
+    UI thread, its save and diagnostics workers, the snapshot thread). Each thread gets its
+    own SQLite connection (`conn`), opened on first use and closed by `close`; no connection
+    is ever shared between threads. Writes go through `transaction`, which serialises this
+    process's writers (`_WriteGate`) and waits at most `BUSY_TIMEOUT` for other programs
+    (SQLite's busy timeout); WAL lets readers go on meanwhile. The cursor and the saved
+    position are kept in memory as well, so a status refresh never touches the database.
+
+    Errors: every failure reaches the caller as a `StateError` with a one-line message; no
+    `sqlite3` exception leaves this module.
+    """
+
+    def __init__(self, path: Path, uri: str, read_only: bool, lock_fd: int | None = None) -> None:
         self.path = path
         self.read_only = read_only
+        self._uri = uri
         self._lock_fd = lock_fd
+        self._local = threading.local()
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        self._gate = _WriteGate()
+        self._cursor = 0
+        self._saved = 0
         self._snapshot: threading.Thread | None = None
         self._snapshot_error: BaseException | None = None
+
+    # ---- connections ------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection to the state (opened on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StateError(f"{self.path}: the state is closed")
+        with self._guard("cannot open the state"):
+            conn = sqlite3.connect(
+                self._uri,
+                uri=True,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT,
+                # Only ever used by this thread; `close` may close it from another one.
+                check_same_thread=False,
+            )
+            if not self.read_only:
+                conn.execute("PRAGMA synchronous=NORMAL")
+        with self._conns_lock:
+            # Connections of threads that have ended (finished workers) are closed here.
+            alive = []
+            for thread, other in self._conns:
+                if thread.is_alive():
+                    alive.append((thread, other))
+                else:
+                    other.close()
+            alive.append((threading.current_thread(), conn))
+            self._conns = alive
+        self._local.conn = conn
+        return conn
+
+    def _release_conn(self) -> None:
+        """Close this thread's connection now (a thread that is about to end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._conns_lock:
+            self._conns = [(t, c) for t, c in self._conns if c is not conn]
+        conn.close()
+
+    # ---- errors -----------------------------------------------------------------------------
+
+    def damaged(self, what: str) -> CorruptStateError:
+        """The error for a damaged state: what is wrong, that the captions are untouched, and
+        how to start over."""
+        dataset = shlex.quote(str(self.path.parent.parent))
+        return CorruptStateError(
+            f"{self.path}: the state is damaged ({what}); the caption files are untouched. "
+            f"To start over run `lora-curator reset-state {dataset}` (it keeps the old state "
+            f"as a backup), or move {STATE_DIR}/ out of the dataset"
+        )
+
+    def _error(self, exc: BaseException, doing: str) -> StateError:
+        if isinstance(exc, StateError):
+            return exc
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, OSError):
+            text = exc.strerror or text
+        low = text.lower()
+        if "locked" in low or "busy" in low:
+            return StateBusyError(
+                f"{self.path}: {doing}: the state stayed locked by another program for "
+                f"{BUSY_TIMEOUT:.0f} s; try again"
+            )
+        if isinstance(exc, OSError) or any(
+            word in low
+            for word in ("full", "i/o error", "readonly", "read-only", "unable to open", "closed")
+        ):
+            advice = (
+                "free some disk space and try again"
+                if "full" in low or "space" in low
+                else "check the disk and that the dataset folder is writable"
+            )
+            return StateWriteError(f"{self.path}: {doing} ({text}); {advice}")
+        return self.damaged(text)
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        """Turn any database or OS error into a one-line `StateError`."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise self._error(exc, doing) from None
 
     # ---- opening ----------------------------------------------------------------------------
 
     @classmethod
     def open(cls, root: Path, read_only: bool = False) -> Store | None:
-        """Open (creating unless `read_only`) the state of the dataset at `root`.
+        """Open (creating unless `read_only`) the state of the dataset at `root`, after
+        checking it: a damaged state is a `CorruptStateError`, a newer one a
+        `NewerStateError`, and neither is used or changed.
 
         Read-only with no state yet returns None: nothing is created.
         """
         path = state_path(root)
         if read_only:
-            if not path.exists():
+            if not os.path.lexists(path) or not path.parent.is_dir():
                 return None
+            # Without a live WAL (no writer open, none crashed), `immutable` reads the
+            # file without creating -wal/-shm files: a read-only command writes nothing.
+            wal = path.with_name(path.name + "-wal").exists()
+            uri = f"{path.as_uri()}?mode=ro" + ("" if wal else "&immutable=1")
+            store = cls(path, uri, read_only=True)
             try:
-                # Without a live WAL (no writer open, none crashed), `immutable` reads the
-                # file without creating -wal/-shm files: a read-only command writes nothing.
-                wal = path.with_name(path.name + "-wal").exists()
-                conn = sqlite3.connect(
-                    f"{path.as_uri()}?mode=ro" + ("" if wal else "&immutable=1"),
-                    uri=True,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                conn.execute("SELECT count(*) FROM meta").fetchone()
-            except sqlite3.Error as exc:
-                raise StateError(f"{path}: cannot read the state ({exc})") from None
-            return cls(conn, path, read_only=True)
+                store._check()
+            except BaseException:
+                store.close()
+                raise
+            return store
+        folder = path.parent
+        if os.path.lexists(folder) and not folder.is_dir():
+            raise StateError(
+                f"{folder}: is a file, not lora-curator's state folder; move it away "
+                f"(or run `lora-curator reset-state {shlex.quote(str(root))}`)"
+            )
         try:
-            path.parent.mkdir(exist_ok=True)
-            lock_fd = _acquire_lock(path.parent)
+            folder.mkdir(exist_ok=True)
+            lock_fd = _acquire_lock(folder)
         except OSError as exc:
             raise StateError(
-                f"{path.parent}: cannot create the state folder ({exc.strerror}); "
+                f"{folder}: cannot create the state folder ({exc.strerror}); "
                 "check the dataset folder is writable"
             ) from None
+        store = cls(path, path.as_uri(), read_only=False, lock_fd=lock_fd)
         try:
-            # The app opens the dataset in a worker thread and edits from the UI thread; every
-            # use is sequential, so sharing the connection across threads is safe.
-            conn = sqlite3.connect(path, isolation_level=None, timeout=5, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA_SQL)
-        except (OSError, sqlite3.Error) as exc:
-            if lock_fd is not None:
-                os.close(lock_fd)
-            raise StateError(
-                f"{path}: cannot open the state ({exc}); check the folder is writable"
-            ) from None
-        store = cls(conn, path, read_only=False, lock_fd=lock_fd)
-        if store.meta("schema") is None:
-            store.set_meta("schema", str(STATE_SCHEMA))
-            store.set_meta("cursor", "0")
-            store.set_meta("saved", "0")
+            if not os.path.lexists(path):
+                store._create()
+            store._check()
+            with store._guard("cannot open the state"):
+                # After the checks: a state this version cannot read is never changed.
+                store.conn.execute("PRAGMA journal_mode=WAL")
+        except BaseException:
+            store.close()
+            raise
         return store
 
+    def _create(self) -> None:
+        """Make a new, empty state: built beside and renamed into place, so a state file is
+        always a whole database (an empty or cut one is damage, never "new")."""
+        path = self.path
+        temp = path.with_name(path.name + ".new")
+        with self._guard("cannot create the state"):
+            for stale in (temp, path.with_name(path.name + "-wal"),
+                          path.with_name(path.name + "-shm")):  # fmt: skip
+                # A WAL without its database would be replayed into the new one.
+                if os.path.lexists(stale):
+                    os.unlink(stale)
+            conn = sqlite3.connect(temp, isolation_level=None)
+            made = False
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA_SQL)
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("schema", str(STATE_SCHEMA)), ("cursor", "0"), ("saved", "0"),
+                     ("written_by", f"lora-curator {__version__}")],
+                )  # fmt: skip
+                _commit(conn)
+                made = True
+            finally:
+                conn.close()  # checkpoints: the whole database is in the file
+                if not made:
+                    with suppress(OSError):
+                        os.unlink(temp)  # a half-made state is never left behind
+            os.replace(temp, path)
+            fsync_folder(path.parent)
+
+    def _check(self) -> None:
+        """Refuse a state this version cannot trust, before anything in it is used."""
+        path = self.path
+        if os.path.isdir(path):
+            raise self.damaged("it is a folder, not a database file")
+        if not os.path.isfile(path):
+            raise self.damaged("it is not a regular file")
+        if os.path.getsize(path) == 0:
+            raise self.damaged("the file is empty")
+        with self._guard("cannot read the state"):
+            conn = self.conn
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if "meta" not in tables:
+                raise self.damaged("the meta table is missing")
+            schema = self.meta("schema")
+            if schema is None:
+                raise self.damaged("no schema version in the meta table")
+            self._check_schema(schema)
+            for table in _TABLES:
+                if table not in tables:
+                    raise self.damaged(f"the {table} table is missing")
+            problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if problem != "ok":
+                text = " ".join(str(problem).replace("*** in database main ***", "").split())
+                raise self.damaged(f"the integrity check failed: {_shown(text, 120)}")
+            count, low, high = conn.execute(
+                "SELECT count(*), min(seq), max(seq) FROM edits"
+            ).fetchone()
+            last = int(high or 0)
+            if count and (low != 1 or count != last):
+                raise self.damaged(f"the edit log has gaps ({count} edits numbered {low}..{high})")
+            self._cursor = self._int_meta("cursor", 0, last)
+            self._saved = self._int_meta("saved", -1, last)
+            for key in ("base", "profile_ref"):
+                self.meta(key)  # type-checked
+
+    def _check_schema(self, schema: str) -> None:
+        try:
+            version = int(schema)
+        except ValueError:
+            version = None
+        if version is not None and 1 <= version <= STATE_SCHEMA:
+            return
+        if version is not None and version < 1:
+            raise self.damaged(f"schema version {version} is not valid")
+        try:
+            writer = self.meta("written_by")
+        except StateError:
+            writer = None
+        by = f" (created by {_shown(writer)})" if writer else ""
+        this = f"lora-curator {__version__} reads state schema {STATE_SCHEMA}"
+        what = (
+            f"schema {version}, newer than this version understands"
+            if version is not None
+            else f"an unknown schema {_shown(schema)!r}"
+        )
+        raise NewerStateError(
+            f"{self.path}: this state has {what}{by} ({this}); upgrade lora-curator. The state "
+            "was not used or changed, and the caption files are untouched"
+        )
+
+    def _int_meta(self, key: str, low: int, high: int) -> int:
+        label = {"saved": "saved position"}.get(key, key)
+        raw = self.meta(key)
+        if raw is None:
+            raise self.damaged(f"no {label} in the meta table")
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self.damaged(f"the {label} {_shown(raw)!r} is not a number") from None
+        if not low <= value <= high:
+            raise self.damaged(f"the {label} {value} is outside the edit log ({low} to {high})")
+        return value
+
     def close(self) -> None:
+        """Wait for the snapshot, close every thread's connection and release the lock."""
         try:
             self.wait_for_snapshot()
         finally:
-            self.conn.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the lock
-            self._lock_fd = None
+            self._closed = True
+            with self._conns_lock:
+                conns, self._conns = self._conns, []
+            for _, conn in conns:
+                with suppress(sqlite3.Error):  # closing what cannot be used any more
+                    conn.close()
+            self._local = threading.local()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the lock
+                self._lock_fd = None
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def transaction(self, doing: str = "cannot save to the state") -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed at the end (rolled back on any error).
+
+        `doing` starts the message of the `StateError` raised when it fails."""
+        if self.read_only:
+            raise StateError(f"{self.path}: opened read-only; nothing is saved")
+        with self._gate.hold(self.path), self._guard(doing):
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                _commit(conn)
+            except BaseException:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):  # SQLite has rolled back already
+                        conn.execute("ROLLBACK")
+                raise
 
     # ---- meta ------------------------------------------------------------------------------
 
     def meta(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else path_from_key(row[0])
+        with self._guard("cannot read the state"):
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        # Only a path (the profile's) may be kept as bytes: see `path_key`.
+        if not isinstance(row[0], str) and not (key == "profile_ref" and isinstance(row[0], bytes)):
+            raise self.damaged(f"the {key} in the meta table is not text")
+        return path_from_key(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        # A value can be a path (the profile's): one that is not valid UTF-8 is kept as bytes.
+        """Set one meta value; inside a `transaction`. A value can be a path (the profile's):
+        one that is not valid UTF-8 is kept as bytes."""
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -230,10 +549,18 @@ class Store:
     def base_strategy(self) -> dict[str, Any] | None:
         """The profile the working strategy started from (as a TOML-shaped dict)."""
         raw = self.meta("base")
-        return None if raw is None else json.loads(raw)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise self.damaged("the working strategy (meta 'base') is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise self.damaged("the working strategy (meta 'base') is not an object")
+        return data
 
     def set_base_strategy(self, data: dict[str, Any], ref: str) -> None:
-        with self.transaction():
+        with self.transaction("cannot save the working strategy"):
             self.set_meta("base", json.dumps(data))
             self.set_meta("profile_ref", ref)
 
@@ -242,24 +569,47 @@ class Store:
     def file_records(self) -> dict[str, FileRecord]:
         """What the state knows of every caption file."""
         self.wait_for_snapshot()
-        rows = self.conn.execute(
-            "SELECT caption, original_hash, known_hash, pending_hash FROM files"
-        )
-        return {path_from_key(r[0]): FileRecord._make(r[1:]) for r in rows}
+        with self._guard("cannot read the state"):
+            rows = self.conn.execute(
+                "SELECT caption, original_hash, known_hash, pending_hash FROM files"
+            ).fetchall()
+        out: dict[str, FileRecord] = {}
+        for row in rows:
+            if not isinstance(row[0], (str, bytes)) or not all(_is_hash(h) for h in row[1:]):
+                raise self.damaged(f"the record of caption {_shown(str(row[0]))!r} is not valid")
+            out[path_from_key(row[0])] = FileRecord._make(row[1:])
+        return out
 
     def originals(self, captions: Iterable[str] | None = None) -> dict[str, bytes | None]:
-        """Original bytes (None = did not exist) of the given caption files (default all)."""
+        """Original bytes (None = did not exist) of the given caption files (default all).
+
+        Each copy is checked against its digest: a damaged copy is a `CorruptStateError`,
+        never bytes to write back."""
         self.wait_for_snapshot()
-        if captions is None:
-            rows = self.conn.execute("SELECT caption, original FROM files")
-            return {path_from_key(r[0]): r[1] for r in rows}
+        with self._guard("cannot read the originals"):
+            if captions is None:
+                rows = self.conn.execute(
+                    "SELECT caption, original, original_hash FROM files"
+                ).fetchall()
+            else:
+                rows = []
+                for caption in captions:
+                    rows.extend(
+                        self.conn.execute(
+                            "SELECT caption, original, original_hash FROM files WHERE caption = ?",
+                            (path_key(caption),),
+                        ).fetchall()
+                    )
         out: dict[str, bytes | None] = {}
-        for caption in captions:
-            row = self.conn.execute(
-                "SELECT original FROM files WHERE caption = ?", (path_key(caption),)
-            ).fetchone()
-            if row is not None:
-                out[caption] = row[0]
+        for key, data, digest in rows:
+            if not isinstance(key, (str, bytes)):
+                raise self.damaged("a caption name in the files table is not text")
+            caption = path_from_key(key)
+            if not (data is None or isinstance(data, bytes)) or content_hash(data) != digest:
+                raise self.damaged(
+                    f"the copy of the original of {_shown(caption)!r} does not match its digest"
+                )
+            out[caption] = data
         return out
 
     def add_originals(
@@ -270,87 +620,136 @@ class Store:
         """Snapshot caption files seen for the first time: (caption, bytes, their hash);
         existing records are kept.
 
-        `background` inserts them on a thread with its own connection (SQLite releases the
-        GIL while it works, so opening a large dataset overlaps parsing with this); every
-        method that reads or changes the file records waits for it first."""
+        `background` inserts them on a thread (SQLite releases the GIL while it works, so
+        opening a large dataset overlaps parsing with this), in chunks each committed on its
+        own, so edits made meanwhile wait for one chunk at most. Every method that reads or
+        changes the file records waits for it first. A crash part-way loses nothing: files
+        are written only after the snapshot is complete, and the next open snapshots what
+        is missing."""
         rows = [(path_key(caption), data, digest, digest) for caption, data, digest in snapshots]
         if not rows:
             return
         if not background:
-            _insert_originals(self.conn, rows)
+            self._insert_originals(rows)
             return
         self.wait_for_snapshot()
 
         def run() -> None:
             try:
-                conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-                try:
-                    conn.execute("PRAGMA synchronous=NORMAL")
-                    _insert_originals(conn, rows)
-                finally:
-                    conn.close()
+                self._insert_originals(rows, background=True)
             except BaseException as exc:  # reported by wait_for_snapshot
                 self._snapshot_error = exc
+            finally:
+                self._release_conn()
 
-        self._snapshot = threading.Thread(target=run, name="snapshot-originals")
+        self._snapshot = threading.Thread(target=run, name="snapshot-originals", daemon=True)
         self._snapshot.start()
+
+    def _insert_originals(self, rows: list[tuple[Any, ...]], background: bool = False) -> None:
+        doing = "cannot keep a copy of the original captions"
+        start = 0
+        while start < len(rows):
+            end, size = start, 0
+            while end < len(rows) and end - start < SNAPSHOT_CHUNK_ROWS:
+                size += len(rows[end][1] or b"")
+                end += 1
+                if size >= SNAPSHOT_CHUNK_BYTES:
+                    break
+            with self._gate.hold(self.path, background=background), self._guard(doing):
+                conn = self.conn
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO files "
+                        "(caption, original, original_hash, known_hash) VALUES (?, ?, ?, ?)",
+                        rows[start:end],
+                    )
+                    _commit(conn)
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            start = end
 
     def wait_for_snapshot(self) -> None:
         """Wait until the originals are in the state; a `StateError` if they could not be."""
-        thread, self._snapshot = self._snapshot, None
+        # Any thread may call this: each one waits for the end, and the error stays, so no
+        # caption is ever written after a snapshot that failed.
+        thread = self._snapshot
         if thread is not None:
             thread.join()
-        error, self._snapshot_error = self._snapshot_error, None
+        error = self._snapshot_error
         if error is not None:
-            raise StateError(
-                f"{self.path}: could not keep a copy of the original captions ({error}); "
-                "nothing was written"
+            detail = str(error) if isinstance(error, StateError) else f"{self.path}: {error}"
+            raise StateWriteError(
+                f"{detail} (could not keep a copy of the original captions; nothing was written)"
             )
 
     def set_pending(self, pending: Iterable[tuple[str, bytes | None]]) -> None:
         """Record the hashes about to be written, before any file is touched."""
         self.wait_for_snapshot()
-        with self.transaction() as conn:
-            conn.executemany(
-                "UPDATE files SET pending_hash = ? WHERE caption = ?",
-                [(h, path_key(c)) for c, h in pending],
-            )
+        rows = [(h, path_key(c)) for c, h in pending]
+        with self.transaction("cannot record the save; no caption was written") as conn:
+            conn.executemany("UPDATE files SET pending_hash = ? WHERE caption = ?", rows)
 
     def set_known(self, known: Iterable[tuple[str, bytes | None]]) -> None:
         """Record what is now on disk; clears the pending write."""
         self.wait_for_snapshot()
-        with self.transaction() as conn:
+        rows = [(h, path_key(c)) for c, h in known]
+        doing = "cannot record what is on disk (the next open checks the files again)"
+        with self.transaction(doing) as conn:
             conn.executemany(
-                "UPDATE files SET known_hash = ?, pending_hash = NULL WHERE caption = ?",
-                [(h, path_key(c)) for c, h in known],
+                "UPDATE files SET known_hash = ?, pending_hash = NULL WHERE caption = ?", rows
             )
 
     # ---- the edit log ----------------------------------------------------------------------
 
     def cursor(self) -> int:
-        return int(self.meta("cursor") or 0)
+        """The number of edits in effect (undo moves it back)."""
+        return self._cursor
 
     def saved_cursor(self) -> int:
-        return int(self.meta("saved") or 0)
+        """The cursor when captions were last saved (-1: not reachable by undo/redo)."""
+        return self._saved
 
-    def mark_saved(self) -> None:
-        with self.transaction():
-            self.set_meta("saved", str(self.cursor()))
+    def mark_saved(self, cursor: int | None = None) -> None:
+        """Record that the captions on disk are the working state at `cursor` (default: now);
+        a save passes the cursor it rendered, so edits made meanwhile stay unsaved."""
+        value = self._cursor if cursor is None else cursor
+        with self.transaction("cannot record the save"):
+            self.set_meta("saved", str(value))
+        self._saved = value
 
     def edits(self, upto: int | None = None) -> list[Edit]:
-        """The edits up to `upto` (default: the cursor), oldest first."""
-        limit = self.cursor() if upto is None else upto
-        rows = self.conn.execute(
-            "SELECT seq, kind, payload FROM edits WHERE seq <= ? ORDER BY seq", (limit,)
-        )
-        return [Edit(r[0], r[1], json.loads(r[2])) for r in rows]
+        """The edits up to `upto` (default: the cursor), oldest first; each payload is a JSON
+        object (a damaged row is a `CorruptStateError`)."""
+        limit = self._cursor if upto is None else upto
+        with self._guard("cannot read the edit log"):
+            rows = self.conn.execute(
+                "SELECT seq, kind, payload FROM edits WHERE seq <= ? ORDER BY seq", (limit,)
+            ).fetchall()
+        out = []
+        for seq, kind, raw in rows:
+            if not isinstance(kind, str) or not isinstance(raw, str):
+                raise self.damaged(f"edit {seq} is not text")
+            try:
+                payload = json.loads(raw)
+            except ValueError:
+                raise self.damaged(f"edit {seq} ({_shown(kind)}) is not valid JSON") from None
+            if not isinstance(payload, dict):
+                raise self.damaged(f"edit {seq} ({_shown(kind)}) is not an object")
+            out.append(Edit(seq, kind, payload))
+        return out
 
     def append_edit(
         self, kind: str, payload: dict[str, Any], blobs: dict[str, bytes | None] | None = None
     ) -> Edit:
-        """Append an edit after the cursor (dropping any redo history) and commit it."""
-        with self.transaction() as conn:
-            cursor = self.cursor()
+        """Append an edit after the cursor (dropping any redo history) and commit it.
+
+        A `StateError` when it cannot be committed: then nothing changed."""
+        doing = "the edit was not saved, nor applied"
+        with self.transaction(doing) as conn:
+            cursor = self._cursor
             conn.execute("DELETE FROM edits WHERE seq > ?", (cursor,))
             conn.execute("DELETE FROM blobs WHERE seq > ?", (cursor,))
             seq = cursor + 1
@@ -364,24 +763,35 @@ class Store:
                     (seq, path_key(caption), data),
                 )
             self.set_meta("cursor", str(seq))
-            if self.saved_cursor() > cursor:
+            saved = self._saved
+            if saved > cursor:
                 # The saved state is no longer reachable by undo/redo.
+                saved = -1
                 self.set_meta("saved", "-1")
+        self._cursor, self._saved = seq, saved
         return Edit(seq, kind, payload)
 
     def blob(self, seq: int, caption: str) -> bytes | None:
-        row = self.conn.execute(
-            "SELECT data FROM blobs WHERE seq = ? AND caption = ?", (seq, path_key(caption))
-        ).fetchone()
-        return None if row is None else row[0]
+        """The bytes an edit kept for a caption (an adopted version; None = absent)."""
+        with self._guard("cannot read the edit log"):
+            row = self.conn.execute(
+                "SELECT data FROM blobs WHERE seq = ? AND caption = ?", (seq, path_key(caption))
+            ).fetchone()
+        if row is None:
+            raise self.damaged(f"edit {seq} lost the copy of {_shown(caption)!r}")
+        if not (row[0] is None or isinstance(row[0], bytes)):
+            raise self.damaged(f"edit {seq} keeps {_shown(caption)!r} as something not bytes")
+        return row[0]
 
     def last_seq(self) -> int:
-        row = self.conn.execute("SELECT max(seq) FROM edits").fetchone()
+        with self._guard("cannot read the edit log"):
+            row = self.conn.execute("SELECT max(seq) FROM edits").fetchone()
         return int(row[0] or 0)
 
     def move_cursor(self, seq: int) -> None:
-        with self.transaction():
+        with self.transaction("undo/redo was not saved, nor applied"):
             self.set_meta("cursor", str(seq))
+        self._cursor = seq
 
     # ---- image measures (a cache for tui/core/checks.py) -----------------------------------
 
@@ -395,64 +805,76 @@ class Store:
         error TEXT NOT NULL
     )
     """
+    _MEASURE_TYPES = ((str, bytes), int, int, int, bytes, int, int, (int, float), int, str)
 
     def measures(self) -> dict[str, tuple[Any, ...]]:
         """The cached image measures: image → its row, as given to `save_measures`.
 
-        Empty when none were saved yet (the table is created by the first save)."""
+        Empty when none were saved yet (the table is created by the first save). A cache:
+        rows that are not what `save_measures` writes are left out (measured again)."""
         try:
             rows = self.conn.execute(
                 "SELECT image, version, size, mtime_ns, digest, width, height, sharpness, "
                 "dhash, error FROM measures"
             ).fetchall()
-        except sqlite3.OperationalError:  # no table yet (or a read-only state without it)
+        except (sqlite3.Error, StateError):  # no table yet, or one that cannot be read
             return {}
         return {
             path_from_key(r[0]): (path_from_key(r[0]), *r[1:8], r[8] & 0xFFFF_FFFF_FFFF_FFFF, r[9])
             for r in rows
+            if all(isinstance(v, t) for v, t in zip(r, self._MEASURE_TYPES, strict=True))
         }
 
     def save_measures(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Cache image measures, replacing older rows of the same images.
-
-        Written through a connection of its own, so a worker thread can save while the
-        app's thread uses the main connection (WAL lets them take turns)."""
+        """Cache image measures, replacing older rows of the same images (safe from a worker
+        thread, like every method: see the class's threading contract)."""
         if self.read_only:
             raise StateError(f"{self.path}: opened read-only; measures are not saved")
         data = [(path_key(row[0]), *row[1:8], _signed64(row[8]), row[9]) for row in rows]
         if not data:
             return
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=5)
-        except sqlite3.Error as exc:
-            raise StateError(f"{self.path}: cannot save image measures ({exc})") from None
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self.transaction("cannot save image measures") as conn:
             conn.execute(self._MEASURES_SQL)
             conn.executemany("INSERT OR REPLACE INTO measures VALUES (?,?,?,?,?,?,?,?,?,?)", data)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StateError(f"{self.path}: cannot save image measures ({exc})") from None
-        finally:
-            conn.close()
 
 
 def _signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _insert_originals(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    conn.execute("BEGIN IMMEDIATE")
+def _is_hash(value: object) -> bool:
+    return value is None or (isinstance(value, bytes) and len(value) == 16)
+
+
+def reset_state(root: Path) -> Path | None:
+    """Move the dataset's state folder aside to `.lora-curator.bak-YYYYmmdd-HHMMSS/` (a
+    dot-folder inside the dataset, so the scan skips it) and return where it went; None when
+    there is no state. Refused (`DatasetLockedError`) while another lora-curator has the
+    dataset open. Nothing in the state is read: a damaged one is moved like any other."""
+    folder = root / STATE_DIR
+    if not os.path.lexists(folder):
+        return None
+    lock_fd = None
     try:
-        conn.executemany(
-            "INSERT OR IGNORE INTO files (caption, original, original_hash, known_hash) "
-            "VALUES (?, ?, ?, ?)",
-            rows,
-        )
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        if folder.is_dir() and not folder.is_symlink():
+            lock_fd = _acquire_lock(folder)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = root / f"{STATE_DIR}.bak-{stamp}"
+        n = 1
+        while os.path.lexists(backup):
+            n += 1
+            backup = root / f"{STATE_DIR}.bak-{stamp}-{n}"
+        os.rename(folder, backup)
+        fsync_folder(root)
+    except OSError as exc:
+        raise StateError(
+            f"{folder}: cannot move the state aside ({exc.strerror or exc}); "
+            "check the dataset folder is writable"
+        ) from None
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
+    return backup
 
 
 def state_exists(root: Path) -> bool:

@@ -28,6 +28,7 @@ from tui.core.dataset import (
     scan_dataset,
 )
 from tui.core.profile import (
+    ProfileError,
     concept_from_dict,
     concept_to_dict,
     strategy_from_dict,
@@ -65,8 +66,69 @@ class WorkingState:
     profile_ref: str = ""  # the profile file the strategy came from ("" = none yet)
 
 
+def _is_str_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def check_edit(edit: Edit) -> str | None:
+    """What is wrong with one edit of the log (None: nothing), checked before it is applied,
+    so a damaged or tampered edit is reported, never half-applied."""
+    p = edit.payload
+    kind = edit.kind
+    if not isinstance(p, dict):
+        return "its payload is not an object"
+    if kind == "buckets":
+        changes = p.get("changes")
+        if not isinstance(changes, list):
+            return "'changes' is not a list"
+        for change in changes:
+            if not (_is_str_list(change) and len(change) == 2):
+                return "a change is not a pair of tag and bucket"
+            if change[1] != UNSORTED and change[1] not in BUCKETS:
+                return f"unknown bucket {change[1][:40]!r}"
+        if not isinstance(p.get("concept", ""), str):
+            return "'concept' is not text"
+    elif kind == "concept":
+        if not isinstance(p.get("concept"), dict):
+            return "'concept' is not an object"
+        try:
+            concept_from_dict("the edit log", "concept", p["concept"])
+        except ProfileError as exc:
+            return f"its concept is not valid: {exc}"
+    elif kind in ("trigger", "pattern"):
+        value = p.get("value")
+        if not isinstance(value, str):
+            return "'value' is not text"
+        if kind == "pattern" and value not in PATTERNS:
+            return f"unknown pattern {value[:40]!r}"
+    elif kind == "alias":
+        if not isinstance(p.get("tag"), str):
+            return "'tag' is not text"
+        if p.get("target") is not None and not isinstance(p.get("target"), str):
+            return "'target' is not text"
+    elif kind == "strategy":
+        if not isinstance(p.get("profile"), dict):
+            return "'profile' is not an object"
+        if not isinstance(p.get("ref", ""), str):
+            return "'ref' is not text"
+        try:
+            strategy_from_dict(p["profile"], "working strategy")
+        except ProfileError as exc:
+            return f"its strategy is not valid: {exc}"
+    elif kind == "image_tags":
+        if not isinstance(p.get("image"), str):
+            return "'image' is not text"
+        for key in ("remove", "restore", "add"):
+            if not _is_str_list(p.get(key, [])):
+                return f"{key!r} is not a list of tags"
+    elif kind == "adopt" and not isinstance(p.get("caption"), str):
+        return "'caption' is not text"
+    # Unknown kinds (from a newer version) are kept in the log and ignored.
+    return None
+
+
 def apply_edit(state: WorkingState, edit: Edit) -> None:
-    """Apply one edit of the log to the working state (in place)."""
+    """Apply one edit of the log to the working state (in place); see `check_edit`."""
     p = edit.payload
     kind = edit.kind
     if kind == "buckets":
@@ -139,8 +201,22 @@ def _apply_bucket_changes(
     state.strategy = replace(state.strategy, concepts=concepts)
 
 
+class EditError(ValueError):
+    """An edit of the log that cannot be applied: `seq` and what is wrong."""
+
+    def __init__(self, edit: Edit, why: str) -> None:
+        super().__init__(f"edit {edit.seq} ({edit.kind[:40]}): {why}")
+        self.edit = edit
+
+
 def replay(base: Strategy, edits: Iterable[Edit], base_ref: str = "") -> WorkingState:
-    """The working state after `edits`, starting from `base`."""
+    """The working state after `edits`, starting from `base`; an `EditError` (nothing
+    applied) when one of them is damaged."""
+    edits = list(edits)
+    for edit in edits:
+        why = check_edit(edit)
+        if why is not None:
+            raise EditError(edit, why)
     state = WorkingState(strategy=base, profile_ref=base_ref)
     # Consecutive bucket edits are applied together: replaying thousands of steps stays fast.
     pending: list[list[str]] = []
@@ -254,6 +330,40 @@ def _changed_message(gone: bool) -> str:
     )
 
 
+def _replay_log(store: Store | None, root: Path) -> tuple[Strategy, WorkingState, bool]:
+    """The base strategy, the working state at the cursor and whether the dataset has a
+    strategy. The whole log is checked, redo history included: a damaged edit anywhere is a
+    `CorruptStateError` (see `_check_edits`)."""
+    if store is None:
+        return Strategy(name=root.name), replay(Strategy(name=root.name), []), False
+    base_dict = store.base_strategy()
+    if base_dict is not None:
+        try:
+            base = strategy_from_dict(base_dict, "working strategy")
+        except ProfileError as exc:
+            raise store.damaged(f"the working strategy is not valid: {exc}") from None
+    else:
+        base = Strategy(name=root.name)
+    base_ref = store.meta("profile_ref") or ""
+    everything = store.edits(store.last_seq())
+    _check_edits(store, everything)
+    cursor = store.cursor()  # the store checked it is within the log, numbered 1..last
+    state = replay(base, everything[:cursor], base_ref)
+    return base, state, base_dict is not None or bool(cursor)
+
+
+def _check_edits(store: Store, edits: list[Edit]) -> None:
+    """A damaged edit is a `CorruptStateError` of the store.
+
+    Fatal, not skipped: every later edit was made on the state that included it, and a
+    save would write captions from a state the user never saw. The log stays as it is
+    (reset-state keeps it in the backup)."""
+    for edit in edits:
+        why = check_edit(edit)
+        if why is not None:
+            raise store.damaged(str(EditError(edit, why)))
+
+
 class Workspace:
     """One dataset, its sources and its working state. Create with `Workspace.open`."""
 
@@ -309,15 +419,12 @@ class Workspace:
         """
         root_path = check_root(root)
         store = Store.open(root_path, read_only=read_only)
-        base_dict = store.base_strategy() if store is not None else None
-        has_strategy = base_dict is not None
-        if base_dict is not None:
-            base = strategy_from_dict(base_dict, "working strategy")
-        else:
-            base = Strategy(name=root_path.name)
-        base_ref = (store.meta("profile_ref") or "") if store is not None else ""
-        state = replay(base, store.edits() if store is not None else [], base_ref)
-        has_strategy = has_strategy or bool(store is not None and store.cursor())
+        try:
+            base, state, has_strategy = _replay_log(store, root_path)
+        except BaseException:
+            if store is not None:
+                store.close()  # never keep the dataset locked after a failed open
+            raise
         logged, logged_has_strategy = state.strategy, has_strategy
         if strategy is not None:
             state.strategy = strategy
@@ -647,7 +754,13 @@ class Workspace:
     # ---- edits ------------------------------------------------------------------------------
 
     def record(self, kind: str, payload: dict[str, Any]) -> None:
-        """Make an edit: applied to the working state and committed to the state at once."""
+        """Make an edit: committed to the state, then applied to the working state.
+
+        A `StateError` when it cannot be committed (disk full, ...): then nothing changed,
+        neither the working state nor the log."""
+        why = check_edit(Edit(0, kind, payload))
+        if why is not None:  # a bug of the caller: never let it into the log
+            raise ValueError(f"invalid {kind} edit: {why}")
         if self.store is not None and not self.store.read_only:
             edit = self.store.append_edit(kind, payload)
         else:
@@ -764,17 +877,25 @@ class Workspace:
         target = cursor + step
         if target < 0 or target > store.last_seq():
             return False
-        store.move_cursor(target)
+        # Everything is read and checked before the cursor moves: a failure (a damaged
+        # edit, a full disk) leaves both the log and the working state as they were.
+        edits = store.edits(target)
+        _check_edits(store, edits)
+        state = replay(self.base, edits, store.meta("profile_ref") or "")
         before = dict(self.state.adopted)
-        self.state = replay(self.base, store.edits(target), store.meta("profile_ref") or "")
-        self.logged_strategy = self.state.strategy
-        for caption in set(before) | set(self.state.adopted):
-            seq = self.state.adopted.get(caption)
+        sources: dict[str, bytes | None] = {}
+        for caption in set(before) | set(state.adopted):
+            seq = state.adopted.get(caption)
             if seq != before.get(caption):
-                data = store.blob(seq, caption) if seq is not None else None
-                if seq is None:
-                    data = store.originals([caption]).get(caption)
-                self._set_source(caption, data)
+                if seq is not None:
+                    sources[caption] = store.blob(seq, caption)
+                else:
+                    sources[caption] = store.originals([caption]).get(caption)
+        store.move_cursor(target)
+        self.state = state
+        self.logged_strategy = self.state.strategy
+        for caption, data in sources.items():
+            self._set_source(caption, data)
         self._counts = None
         return True
 
