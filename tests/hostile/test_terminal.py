@@ -433,3 +433,20 @@ async def test_save_notifications_quote_markup_literally(markup, tmp_path, tree_
     after = tree_snapshot(renamed)
     # The captions were rewritten in canonical form, nothing else changed.
     assert changed_paths(before, after) <= {"x[/i].txt", "[b]z[/b].txt"}
+
+
+async def test_trigger_prompt_shows_an_escaped_trigger_and_keeps_it(evil, tmp_path, tree_snapshot):
+    root, profile = evil
+    before = tree_snapshot(root)
+    app = CuratorApp(root, profile=load_profile(profile), profile_ref=str(profile))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("t")
+        await pilot.pause()
+        assert app.screen.query_one("#prompt-input").value == "k\\x9b31m"
+        await pilot.press("enter")  # given back unchanged: the trigger is not replaced
+        await pilot.pause()
+        assert app.ws is not None and app.ws.strategy.trigger == "k\x9b31m"
+        assert "k\\x9b31m" in app.caption.shown
+        assert app.is_running
+    assert changed_paths(before, tree_snapshot(root)) == set()
