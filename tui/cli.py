@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -22,6 +21,7 @@ from tui.core.profile import (
     library_path,
     list_library,
     load_profile,
+    profile_exists,
     resolve_profile,
     save_profile,
 )
@@ -34,6 +34,7 @@ from tui.core.store import (
 )
 from tui.core.strategy import PATTERNS, Strategy
 from tui.core.suggest import suggest_buckets
+from tui.core.text import quote_path, safe_json, safe_text
 from tui.core.workspace import Workspace
 from tui.core.writer import write_file_atomic
 
@@ -66,7 +67,8 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        # The message quotes what was typed (maybe pasted from a file name): shown escaped.
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {safe_text(message)}\n")
 
 
 def _add_profile_option(parser: argparse.ArgumentParser) -> None:
@@ -227,43 +229,17 @@ def build_app_parser() -> argparse.ArgumentParser:
 
 
 def _err(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr)
-
-
-_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\", '"': '\\"'}
-# Control characters, and the lone surrogates Python gives for the bytes of a name that is
-# not valid UTF-8 (shown as the byte they stand for, `\xff`; printing them raw would fail).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\udc80-\udcff]")
-_NEEDS_QUOTES = re.compile(r'[\x00-\x1f\x7f\\"\udc80-\udcff]')
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    ch = match.group()
-    code = ord(ch)
-    if 0xDC80 <= code <= 0xDCFF:
-        return f"\\x{code - 0xDC00:02x}"
-    return _ESCAPES.get(ch, f"\\x{code:02x}")
-
-
-def _json_text(rows: object) -> str:
-    """JSON for stdout: a name that is not valid UTF-8 keeps its bytes as `\\udcXX` escapes
-    (valid JSON; `os.fsencode(json.loads(...))` gives the bytes back) instead of failing."""
-    text = json.dumps(rows, ensure_ascii=False, indent=1)
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def quote_path(path: str) -> str:
-    """A path as one line of output: as it is, or (when it holds a control character, a
-    backslash or a double quote) in double quotes with C escapes, the way git writes it."""
-    if not _NEEDS_QUOTES.search(path):
-        return path
-    return '"' + _NEEDS_QUOTES.sub(_escape, path) + '"'
+    """One line on stderr; messages quote tags, names and paths: control characters escaped."""
+    print(f"{PROG}: {safe_text(message)}", file=sys.stderr)
 
 
 def _err_file(path: str, message: str) -> None:
     """One line of stderr about one file: a newline in a name never splits it."""
-    _err(f"{quote_path(path)}: {_CONTROL.sub(_escape, message)}")
+    _err(f"{quote_path(path)}: {message}")
+
+
+def _write_json(rows: object) -> None:
+    sys.stdout.write(safe_json(json.dumps(rows, ensure_ascii=False, indent=1)) + "\n")
 
 
 def _load_profile_arg(ref: str | None) -> tuple[Strategy | None, str]:
@@ -282,12 +258,14 @@ def _with_overrides(strategy: Strategy, pattern: str | None, trigger: str | None
 
 
 def _print_rows(rows: list[dict[str, object]], as_json: bool, line: str) -> None:
-    """Rows on stdout: a JSON list, or one `line.format(**row)` each."""
+    """Rows on stdout: a JSON list, or one `line.format(**row)` each (text fields escaped:
+    they come from the dataset)."""
     if as_json:
-        sys.stdout.write(_json_text(rows) + "\n")
+        _write_json(rows)
     else:
         for row in rows:
-            print(line.format(**row))
+            shown = {k: safe_text(v) if isinstance(v, str) else v for k, v in row.items()}
+            print(line.format(**shown))
 
 
 def _report_problems(ws: Workspace) -> None:
@@ -314,7 +292,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             ws.state.strategy = strategy
             out = sys.stdout
             for entry, caption in sorted(ws.render_all(), key=lambda ec: ec[0].image):
-                out.write(f"{quote_path(entry.image)}\t{caption.rstrip(chr(10))}\n")
+                out.write(f"{quote_path(entry.image)}\t{safe_text(caption.rstrip(chr(10)))}\n")
             return EXIT_OK
         ws.use_strategy(strategy, ref)
         report = ws.apply(overwrite_changed=args.overwrite, adopt_changed=args.adopt)
@@ -363,25 +341,25 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     if args.profile_command == "new":
         path = library_path(args.name)
-        if path.exists():
+        if profile_exists(path):
             raise UsageError(f"{path}: a profile named {args.name!r} already exists")
         save_profile(
             Strategy(name=args.name, trigger=args.trigger.strip(), pattern=args.pattern), path
         )
-        print(path)
+        print(quote_path(str(path)))
         return EXIT_OK
     if args.profile_command == "list":
         for path in list_library():
             try:
                 strategy = load_profile(path)
-                detail = f"trigger={strategy.trigger or '-'}\tpattern={strategy.pattern}"
+                detail = f"trigger={safe_text(strategy.trigger) or '-'}\tpattern={strategy.pattern}"
             except ProfileError as exc:
-                detail = f"unreadable: {exc}"
-            print(f"{path.stem}\t{detail}\t{path}")
+                detail = f"unreadable: {safe_text(str(exc))}"
+            print(f"{safe_text(path.stem)}\t{detail}\t{quote_path(str(path))}")
         return EXIT_OK
-    # show
+    # show: TOML escapes C0 in strings; the rest is escaped the TOML way (still valid TOML).
     path = resolve_profile(args.name)
-    sys.stdout.write(dump_profile(load_profile(path)))
+    sys.stdout.write(safe_json(dump_profile(load_profile(path))))
     return EXIT_OK
 
 
@@ -442,10 +420,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                 }
                 for f in findings
             ]
-            sys.stdout.write(_json_text(rows) + "\n")
+            _write_json(rows)
         else:
             for f in findings:
-                print(f"{f.kind}\t{_CONTROL.sub(_escape, f.message)}")
+                print(f"{f.kind}\t{safe_text(f.message)}")
                 for image in f.images[:CHECK_IMAGES_SHOWN]:
                     print(f"    {quote_path(image)}")
                 if len(f.images) > CHECK_IMAGES_SHOWN:
@@ -465,7 +443,7 @@ def cmd_guide(args: argparse.Namespace) -> int:
     if args.dataset is None:
         if profile is None:
             raise UsageError("give a profile (--profile P), a DATASET, or both")
-        sys.stdout.write(render_guide(profile))
+        sys.stdout.write(safe_text(render_guide(profile), keep_lines=True))
         return EXIT_OK
     with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
         if not ws.has_strategy:
@@ -473,7 +451,7 @@ def cmd_guide(args: argparse.Namespace) -> int:
                 f"{ws.root}: no working strategy yet; give one with --profile "
                 "(a file or a library name), or curate the dataset in the app first"
             )
-        sys.stdout.write(render_guide(ws))
+        sys.stdout.write(safe_text(render_guide(ws), keep_lines=True))
         return EXIT_OK
 
 
@@ -552,7 +530,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         try:
             text = render_export(args.trainer, plan)
         except ExportError as exc:
-            raise UsageError(_CONTROL.sub(_escape, str(exc))) from None
+            raise UsageError(safe_text(str(exc))) from None
         target = _export_target(ws, args.output, args.force) if args.output else None
         stale = sum(ws.will_change(i) for i in images)
         if stale:
@@ -567,7 +545,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             # The export itself takes care of kohya's folder mode and of a comma trigger.
             if f.trainer in ("all", args.trainer) and f.kind not in EXPORT_HANDLES:
                 shown = f", e.g. {quote_path(f.images[0])}" if f.images else ""
-                _err(f"note: {_CONTROL.sub(_escape, f.message)}{shown}")
+                _err(f"note: {safe_text(f.message)}{shown}")
         if target is None:
             # UTF-8 whatever the terminal's locale: the file is for a trainer to read.
             out = getattr(sys.stdout, "buffer", None)

@@ -16,6 +16,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
@@ -42,6 +43,7 @@ from tui.core.profile import (
 from tui.core.store import StateError
 from tui.core.strategy import PATTERNS, UNSORTED, Strategy
 from tui.core.suggest import suggest_buckets
+from tui.core.text import is_safe, safe_text
 from tui.core.workspace import Workspace
 from tui.core.writer import write_file_atomic
 
@@ -102,6 +104,25 @@ class CuratorApp(App[int]):
         self._footer_shows_disk_keys = False
         self._idle_gc: Timer | None = None
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notification is literal text: messages quote tags, file names and profile
+        names, which must neither be read as Rich markup nor reach the terminal raw."""
+        super().notify(
+            safe_text(str(message), keep_lines=True),
+            title=safe_text(str(title)),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
+
     # ---- layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
@@ -157,7 +178,7 @@ class CuratorApp(App[int]):
         self.preview.border_title = "Preview"
         self.caption.border_title = "Caption"
         self.files.focus()
-        self._set_status(Text(f"opening {self.dataset} …"))
+        self._set_status(Text(f"opening {safe_text(str(self.dataset))} …"))
         self._open_dataset()
 
     # ---- loading ----------------------------------------------------------------------------
@@ -233,7 +254,7 @@ class CuratorApp(App[int]):
         s = ws.strategy
         # Short enough for 80 columns: the value first, its label after.
         parts: list[tuple[str, str]] = [
-            (s.trigger or "no trigger", ""),
+            (safe_text(s.trigger) or "no trigger", ""),
             (s.pattern, ""),
             # One suggestion per unsorted tag: their number is the count.
             (str(len(self.tags.suggestions)), " unsorted"),
@@ -248,7 +269,7 @@ class CuratorApp(App[int]):
         if self.busy and self.busy != "loading":
             parts.append((f"{self.busy}…", ""))
         text = Text()
-        text.append(f" {s.name or ws.root.name} ", style="bold reverse")
+        text.append(f" {safe_text(s.name or ws.root.name)} ", style="bold reverse")
         for value, label in parts:
             text.append(" │ ", style="dim")
             text.append(value, style="bold")
@@ -497,7 +518,8 @@ class CuratorApp(App[int]):
                 self._refresh_all()
                 self.tags.move_to(new[0])
 
-        suggestions = sorted(ws.tag_counts(), key=str.casefold)
+        # A completion is typed into the box as it is shown: only tags that show as they are.
+        suggestions = sorted((t for t in ws.tag_counts() if is_safe(t)), key=str.casefold)
         self.push_screen(PromptScreen(f"Add a tag to {image}", suggestions=suggestions), done)
 
     def action_next_image(self) -> None:
@@ -535,18 +557,21 @@ class CuratorApp(App[int]):
         if ws is None:
             return
 
+        trigger = ws.strategy.trigger
+        # The box shows the trigger escaped: given back unchanged, the trigger stays as it was.
+        shown = safe_text(trigger)
+
         def done(value: str | None) -> None:
             ws = self.ws
             if (
                 value is not None
                 and ws is not None
+                and value != shown
                 and self._change(partial(ws.set_trigger, value))
             ):
                 self._refresh_all()
 
-        self.push_screen(
-            PromptScreen("Trigger word (empty: none)", value=ws.strategy.trigger), done
-        )
+        self.push_screen(PromptScreen("Trigger word (empty: none)", value=shown), done)
 
     def action_filter(self) -> None:
         focused = self.focused
@@ -659,7 +684,12 @@ class CuratorApp(App[int]):
         local = (
             sorted((ws.root / "profiles").glob("*.toml")) if (ws.root / "profiles").is_dir() else []
         )
-        choices = list_library() + local
+        try:
+            library = list_library()
+        except ProfileError as exc:
+            self.notify(str(exc), severity="error", timeout=15)
+            library = []
+        choices = library + local
 
         def done(path: Path | None) -> None:
             if path is None or self.ws is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tui.core.profile import config_dir
+from tui.core.text import is_safe
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,24 +35,29 @@ def config_path() -> Path:
 
 def load_config(path: Path | None = None) -> AppConfig:
     """Read the config; a broken file gives warnings (shown in the app), never a crash."""
-    path = path or config_path()
     config = AppConfig()
-    if not path.exists():
-        return config
     try:
+        path = path or config_path()
+        if not path.is_file():
+            return config  # none yet (or a folder, or an XDG_CONFIG_HOME that is a file)
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError) as exc:
         config.warnings.append(f"{path}: ignored: {exc}")
+        return config
+    except RecursionError:
+        config.warnings.append(f"{path}: ignored: nested too deeply")
         return config
     theme = data.get("theme", "")
     if isinstance(theme, str):
         config.theme = theme
+    else:
+        config.warnings.append(f'{path}: theme must be a string (theme = "curator-dark")')
     keymap = data.get("keymap", {})
     if not isinstance(keymap, dict):
         config.warnings.append(f'{path}: [keymap] must be a table of id = "keys"')
         keymap = {}
     for binding_id, keys in keymap.items():
-        if isinstance(keys, str) and keys.strip():
+        if isinstance(keys, str) and keys.strip() and is_safe(keys):
             config.keymap[binding_id] = keys
         else:
             config.warnings.append(f"{path}: keymap.{binding_id} must be a string of keys")

@@ -7,17 +7,23 @@ import os
 import sys
 
 COLOR_SYSTEMS = {"auto": "auto", "truecolor": "truecolor", "256": "256", "16": "standard"}
+EXIT_USAGE = 2
+
+
+def _has_terminal() -> bool:
+    """The app reads keys from stdin and draws on stdout: both must be a terminal."""
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
-    """Open the app; a bad dataset path or profile is reported before the screen changes."""
-    # Textual reads the colour system when it is imported: set it first.
-    if args.color != "auto":
-        os.environ["TEXTUAL_COLOR_SYSTEM"] = COLOR_SYSTEMS[args.color]
-    from tui.app.app import CuratorApp
-    from tui.app.config import load_config
+    """Open the app; a bad dataset path or profile is reported before the screen changes, and
+    without a terminal (cron, CI, `</dev/null`) the app does not start at all."""
     from tui.core.dataset import check_root
     from tui.core.profile import load_profile, resolve_profile
+    from tui.core.text import quote_path, safe_text
 
     root = check_root(args.dataset)
     profile = None
@@ -26,6 +32,22 @@ def run(args: argparse.Namespace) -> int:
         path = resolve_profile(args.profile)
         profile = load_profile(path)
         ref = str(path)
+    if not _has_terminal():
+        # Started with no one at the keys it would wait forever: say what to run instead.
+        shown = quote_path(args.dataset)
+        print(
+            "lora-curator: error: the curator app needs a terminal (stdin and stdout are not "
+            f"one); without one use the headless commands, e.g. `lora-curator apply {shown} "
+            f"--dry-run`, `lora-curator tags {shown}` or `lora-curator check {shown}`",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    # Textual reads the colour system when it is imported: set it first.
+    if args.color != "auto":
+        os.environ["TEXTUAL_COLOR_SYSTEM"] = COLOR_SYSTEMS[args.color]
+    from tui.app.app import CuratorApp
+    from tui.app.config import load_config
+
     config = load_config()
     app = CuratorApp(
         root,
@@ -37,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
     )
     result = app.run(mouse=not args.no_mouse)
     if app.fatal:
-        print(f"lora-curator: error: {app.fatal}", file=sys.stderr)
+        print(f"lora-curator: error: {safe_text(app.fatal)}", file=sys.stderr)
     return result if isinstance(result, int) else 0

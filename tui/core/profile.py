@@ -5,8 +5,10 @@ Errors are `ProfileError`s whose message names the file and what is wrong.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import reprlib
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 import tomli_w
 
 from tui.core.captions import UNDERSCORE_MODES
+from tui.core.dataset import IMAGE_EXTENSIONS, OPTIONAL_EXTENSIONS, STATE_DIR
 from tui.core.strategy import (
     BUCKETS,
     ORDERS,
@@ -41,10 +44,30 @@ CHECK_DEFAULTS: dict[str, float] = {
     "lowres_side": 500,
     "near_duplicate_distance": 4,
 }
+# The range each threshold may take: shares of images (or of a median) lie in [0, 1]; a side
+# is pixels; a distance is bits of a 64-bit perceptual hash.
+CHECK_RANGES: dict[str, tuple[float, float, str]] = {
+    "inconsistent_trait": (0.0, 1.0, "a share between 0 and 1"),
+    "constant_context": (0.0, 1.0, "a share between 0 and 1"),
+    "blur_ratio": (0.0, 1.0, "a ratio between 0 and 1"),
+    "lowres_side": (0, 1_000_000, "a number of pixels between 0 and 1000000"),
+    "near_duplicate_distance": (0, 64, "a number of bits between 0 and 64"),
+}
 
 
 class ProfileError(Exception):
     """A profile that cannot be used; the message names the file and the problem."""
+
+
+# Values quoted in errors: short (a 10,000-digit number or a deeply nested list would make a
+# message no one reads, or a RecursionError), with the nesting cut.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 2, 60, 60, 40
+_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = 4
+
+
+def _shown(value: Any) -> str:
+    return _REPR.repr(value)
 
 
 def _fail(source: str, message: str) -> ProfileError:
@@ -53,14 +76,15 @@ def _fail(source: str, message: str) -> ProfileError:
 
 def _expect(source: str, where: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise _fail(source, f"{where} must be {what}, not {type(value).__name__} {value!r}")
+        raise _fail(source, f"{where} must be {what}, not {type(value).__name__} {_shown(value)}")
     return value
 
 
 def _choice(source: str, where: str, value: Any, choices: tuple[str, ...]) -> str:
     _expect(source, where, value, str, "a string")
     if value not in choices:
-        raise _fail(source, f"{where} = {value!r} is not valid; use one of: {', '.join(choices)}")
+        valid = ", ".join(choices)
+        raise _fail(source, f"{where} = {_shown(value)} is not valid; use one of: {valid}")
     return value
 
 
@@ -71,13 +95,49 @@ def _string_list(source: str, where: str, value: Any) -> list[str]:
     return value
 
 
+def _check_number(source: str, key: str, value: Any) -> float:
+    """A `[checks]` threshold: a finite number in its range (inf, nan, 1e400, a huge int or a
+    negative count would make every check pass or fail, or crash later)."""
+    where = f"[checks] {key}"
+    _expect(source, where, value, (int, float), "a number")
+    low, high, what = CHECK_RANGES[key]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(source, f"{where} = {_shown(value)} must be {what}")
+    if not low <= value <= high:  # exact for ints of any size, no float overflow
+        raise _fail(source, f"{where} = {_shown(value)} is out of range; it must be {what}")
+    return float(value)
+
+
+def _caption_extension(source: str, value: Any) -> str:
+    """The caption extension, refused when writing captions with it could overwrite images or
+    the state (an image extension of any case, `.lora-curator`) or leave the folder."""
+    where = "[caption] extension"
+    extension = _expect(source, where, value, str, "a string")
+    if not re.fullmatch(r"\.[A-Za-z0-9_-][A-Za-z0-9_.-]*", extension) or extension.endswith("."):
+        raise _fail(
+            source,
+            f"{where} = {_shown(extension)} must look like '.txt' (a dot, then letters, digits, "
+            "'_', '-' or inner dots; no '/', no spaces)",
+        )
+    last = "." + extension.rsplit(".", 1)[-1].lower()
+    if last in IMAGE_EXTENSIONS or last in OPTIONAL_EXTENSIONS:
+        raise _fail(
+            source,
+            f"{where} = {_shown(extension)} is an image extension: captions written with it would "
+            "overwrite the images; use '.txt' (or another text extension)",
+        )
+    if STATE_DIR.strip(".") in extension.lower():
+        raise _fail(source, f"{where} = {_shown(extension)} is lora-curator's own; use '.txt'")
+    return extension
+
+
 def _check_keys(source: str, table: str, data: Mapping[str, Any], allowed: tuple[str, ...]):
     for key in data:
         if key not in allowed:
             where = f"[{table}]" if table else "the top level"
             raise _fail(
                 source,
-                f"unknown key {key!r} in {where}; valid keys: {', '.join(allowed)}",
+                f"unknown key {_shown(key)} in {where}; valid keys: {', '.join(allowed)}",
             )
 
 
@@ -122,20 +182,12 @@ def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str =
     aliases_table = _expect(source, "[aliases]", data.get("aliases", {}), dict, "a table")
     aliases: dict[str, str] = {}
     for tag, target in aliases_table.items():
-        aliases[tag] = _expect(source, f"aliases.{tag!r}", target, str, "a string")
+        aliases[tag] = _expect(source, f"aliases.{_shown(tag)}", target, str, "a string")
 
     caption_table = _expect(source, "[caption]", data.get("caption", {}), dict, "a table")
     _check_keys(source, "caption", caption_table, _CAPTION_KEYS)
     default = CaptionFormat()
-    extension = _expect(
-        source,
-        "caption.extension",
-        caption_table.get("extension", default.extension),
-        str,
-        "a string",
-    )
-    if not re.fullmatch(r"\.[A-Za-z0-9_.-]+", extension):
-        raise _fail(source, f"caption.extension = {extension!r} must look like '.txt'")
+    extension = _caption_extension(source, caption_table.get("extension", default.extension))
     caption = CaptionFormat(
         extension=extension,
         separator=_expect(
@@ -175,10 +227,7 @@ def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str =
 
     checks_table = _expect(source, "[checks]", data.get("checks", {}), dict, "a table")
     _check_keys(source, "checks", checks_table, tuple(CHECK_DEFAULTS))
-    checks = {
-        key: float(_expect(source, f"checks.{key}", value, (int, float), "a number"))
-        for key, value in checks_table.items()
-    }
+    checks = {key: _check_number(source, key, value) for key, value in checks_table.items()}
 
     concepts_list = _expect(source, "[[concepts]]", data.get("concepts", []), list, "tables")
     concepts: list[Concept] = []
@@ -220,7 +269,8 @@ def _bucket_table(source: str, where: str, value: Any) -> dict[str, str]:
                 raise _fail(
                     source,
                     ("" if where == "buckets" else f"{where}: ")
-                    + f"tag {tag!r} is in two buckets, {other!r} and {bucket!r}; keep it in one",
+                    + f"tag {_shown(tag)} is in two buckets, {other!r} and {bucket!r}; "
+                    "keep it in one",
                 )
             first_bucket[key] = bucket
             buckets[tag] = bucket
@@ -308,6 +358,12 @@ def parse_profile(text: str, source: str, default_name: str = "") -> Strategy:
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message already ends in "(at line L, column C)".
         raise _fail(source, f"TOML syntax error: {exc}") from None
+    except ValueError as exc:
+        # Python refuses to convert an integer of more than 4300 digits.
+        raise _fail(source, f"a value cannot be read: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise _fail(source, "nested too deeply (arrays or tables inside each other)") from None
     return strategy_from_dict(data, source, default_name)
 
 
@@ -337,8 +393,34 @@ def save_profile(strategy: Strategy, path: str | os.PathLike[str]) -> None:
     from tui.core.writer import write_file_atomic
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_file_atomic(path, dump_profile(strategy).encode("utf-8"))
+    text = dump_profile(strategy).encode("utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_file_atomic(path, text)
+    except OSError as exc:
+        raise _folder_error(path, "cannot save the profile", exc) from None
+
+
+def _folder_error(path: Path, doing: str, exc: OSError) -> ProfileError:
+    """One clear line for a profile folder that cannot be used: which path, what to do."""
+    blocker = _file_in_the_way(path.parent)
+    why = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
+    hint = f"make {path.parent} a folder you can write"
+    if path.parent == library_dir():
+        hint += " (the profile library: $XDG_CONFIG_HOME/lora-curator/profiles)"
+    return ProfileError(f"{path}: {doing}: {why}; {hint}")
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The first part of `folder` that exists but is not a folder (e.g. an XDG_CONFIG_HOME
+    that is a file), if any."""
+    for part in [*reversed(folder.parents), folder]:
+        try:
+            if part.exists() and not part.is_dir():
+                return part
+        except OSError:
+            return None
+    return None
 
 
 # ---- the library ---------------------------------------------------------------------------
@@ -376,7 +458,7 @@ def resolve_profile(ref: str) -> Path:
     if is_profile_path(ref):
         return Path(ref).expanduser()
     path = library_path(ref)
-    if not path.exists():
+    if not profile_exists(path):
         raise ProfileError(
             f"{path}: no profile named {ref!r} in the library; "
             "see `lora-curator profile list` or create it with `lora-curator profile new`"
@@ -384,9 +466,41 @@ def resolve_profile(ref: str) -> Path:
     return path
 
 
+def profile_exists(path: Path) -> bool:
+    """Whether a profile file exists; a library that cannot be looked into (a file in the way
+    of its folder, no permission) is a `ProfileError` naming the path."""
+    try:
+        if path.exists():
+            return True
+    except OSError as exc:
+        raise _folder_error(path, "cannot look into the profile folder", exc) from None
+    blocker = _file_in_the_way(path.parent)
+    if blocker is not None:
+        raise ProfileError(
+            f"{path.parent}: cannot use the profile library: {blocker} is a file, not a "
+            "folder; move it away or set XDG_CONFIG_HOME to a folder"
+        )
+    return False
+
+
 def list_library() -> list[Path]:
-    """Every profile file in the library, by name."""
+    """Every profile file in the library, by name (none when the library does not exist yet);
+    a library that cannot be read is a `ProfileError` naming it."""
     folder = library_dir()
-    if not folder.is_dir():
+    try:
+        with os.scandir(folder) as entries:
+            names = [e.name for e in entries if e.name.endswith(".toml") and e.is_file()]
+    except FileNotFoundError:
         return []
-    return sorted(p for p in folder.glob("*.toml") if p.is_file())
+    except NotADirectoryError:
+        blocker = _file_in_the_way(folder) or folder
+        raise ProfileError(
+            f"{folder}: cannot read the profile library: {blocker} is a file, not a folder; "
+            "move it away or set XDG_CONFIG_HOME to a folder"
+        ) from None
+    except OSError as exc:
+        raise ProfileError(
+            f"{folder}: cannot read the profile library: {exc.strerror or exc}; "
+            "make it a folder you can read"
+        ) from None
+    return sorted(folder / name for name in names)

@@ -178,39 +178,62 @@ def _commit(conn: sqlite3.Connection) -> None:
 
 
 class _WriteGate:
-    """Serialises this process's write transactions, foreground writes first.
+    """Serialises this process's write transactions: foreground writes first, in the order
+    they came (a ticket each), the background snapshot only when none is waiting.
 
-    SQLite lets one writer in at a time and its busy handler is not fair: a background job
-    that commits in a loop could starve an edit. Here a foreground write waits at most for
-    the transaction in progress; the background snapshot lets every waiting write go before
-    its next chunk."""
+    SQLite lets one writer in at a time and neither its busy handler nor a Python `Condition`
+    is fair: a thread that commits in a loop (a save, the snapshot) would take the gate again
+    before a woken waiter runs, and starve an edit. With tickets, a foreground write waits at
+    most for the writes that were already waiting when it came."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._busy = False
-        self._waiting = 0  # foreground writers waiting
+        self._next = 0  # the next ticket handed out
+        self._serving = 0  # the ticket whose turn it is
+        self._abandoned: set[int] = set()  # tickets of writers that gave up waiting
+        self._waiting = 0  # foreground writers waiting now
+
+    def _advance(self) -> None:
+        self._serving += 1
+        while self._serving in self._abandoned:
+            self._abandoned.discard(self._serving)
+            self._serving += 1
 
     @contextmanager
     def hold(self, path: Path, background: bool = False) -> Iterator[None]:
+        ticket: int | None = None
         with self._cond:
             if background:
-                self._cond.wait_for(lambda: not self._busy and not self._waiting)
+                self._cond.wait_for(lambda: not self._busy and self._serving == self._next)
             else:
+                ticket = self._next
+                self._next += 1
                 self._waiting += 1
                 try:
-                    if not self._cond.wait_for(lambda: not self._busy, timeout=BUSY_TIMEOUT):
-                        raise StateBusyError(
-                            f"{path}: the state stayed busy for {BUSY_TIMEOUT:.0f} s; "
-                            "nothing was changed: try again"
-                        )
+                    turn = self._cond.wait_for(
+                        lambda: not self._busy and self._serving == ticket, timeout=BUSY_TIMEOUT
+                    )
                 finally:
                     self._waiting -= 1
+                if not turn:
+                    if self._serving == ticket:
+                        self._advance()
+                    else:
+                        self._abandoned.add(ticket)
+                    self._cond.notify_all()
+                    raise StateBusyError(
+                        f"{path}: the state stayed busy for {BUSY_TIMEOUT:.0f} s; "
+                        "nothing was changed: try again"
+                    )
             self._busy = True
         try:
             yield
         finally:
             with self._cond:
                 self._busy = False
+                if ticket is not None:
+                    self._advance()
                 self._cond.notify_all()
 
 

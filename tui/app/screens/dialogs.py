@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -11,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
+
+from tui.core.text import safe_text
 
 
 class PromptScreen(ModalScreen[str | None]):
@@ -32,7 +35,8 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            # Titles quote file names: literal text, control characters escaped.
+            yield Label(safe_text(self.title_text), classes="dialog-title", markup=False)
             suggester = (
                 SuggestFromList(self.suggestions, case_sensitive=False)
                 if self.suggestions
@@ -62,11 +66,19 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="dialog-title")
+            yield Label(safe_text(self.question), classes="dialog-title", markup=False)
             yield Label("y: yes · n: no", classes="dim")
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+def _profile_prompt(path: Path) -> Text:
+    """A picker row: the profile's name, then its file, dim (a name is literal text)."""
+    prompt = Text(safe_text(path.stem))
+    prompt.append("  ")
+    prompt.append(safe_text(str(path)), style="dim")
+    return prompt
 
 
 class ProfilePicker(ModalScreen[Path | None]):
@@ -83,10 +95,7 @@ class ProfilePicker(ModalScreen[Path | None]):
             yield Label("Open a profile", classes="dialog-title")
             if self.profiles:
                 yield OptionList(
-                    *(
-                        Option(f"{p.stem}  [dim]{p}[/dim]", id=str(i))
-                        for i, p in enumerate(self.profiles)
-                    ),
+                    *(Option(_profile_prompt(p), id=str(i)) for i, p in enumerate(self.profiles)),
                     id="profile-options",
                 )
             else:

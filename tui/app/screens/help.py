@@ -9,6 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
 from tui.app.bindings import APP_BINDINGS, BUILTIN_KEYS, LIST_BINDINGS
+from tui.core.text import safe_text
 
 CONCEPTS = """
 ## Buckets (one key per tag, dataset-wide)
@@ -49,6 +50,8 @@ def key_table(keymap: dict[str, str]) -> str:
             .replace("slash", "/")
             for k in keys.split(",")
         )
+        # Keys come from the user's config file: shown escaped, never as table syntax.
+        shown = safe_text(shown).replace("`", "'").replace("|", "\\|")
         lines.append(f"| `{shown}` | {binding.description} |")
     for keys, what in BUILTIN_KEYS:
         lines.append(f"| `{keys}` | {what} |")

@@ -13,6 +13,7 @@ from textual.widgets import Label, Markdown, OptionList
 from textual.widgets.option_list import Option
 
 from tui.core.checks import Finding, measure_images, run_checks
+from tui.core.text import safe_text
 from tui.core.workspace import Workspace
 
 
@@ -65,15 +66,15 @@ class DiagnosticsScreen(ModalScreen[str | None]):
             head.append(
                 f"{finding.kind}  ", style="bold" if finding.severity == "problem" else "italic"
             )
-            head.append(finding.message)
+            head.append(safe_text(finding.message))
             options.add_option(Option(head, id=f"f{i}", disabled=not finding.images))
             for j, image in enumerate(finding.images[:50]):
                 key = f"f{i}-{j}"
                 self._targets[key] = image
-                options.add_option(Option(Text(f"    {image}", style="dim"), id=key))
+                options.add_option(Option(Text(f"    {safe_text(image)}", style="dim"), id=key))
             if len(finding.images) > 50:
                 options.add_option(
-                    Option(f"    … and {len(finding.images) - 50} more", disabled=True)
+                    Option(Text(f"    … and {len(finding.images) - 50} more"), disabled=True)
                 )
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -96,7 +97,8 @@ class GuideScreen(ModalScreen[None]):
 
     def __init__(self, markdown: str) -> None:
         super().__init__()
-        self.markdown = markdown
+        # The guide quotes tags and the trigger: control characters escaped, lines kept.
+        self.markdown = safe_text(markdown, keep_lines=True)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog help"):

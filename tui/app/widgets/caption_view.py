@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from tui.core.text import safe_text
 from tui.core.workspace import Workspace
 
 
@@ -29,15 +30,16 @@ class CaptionView(Static):
         leading = len(renderer.triggers)
         for i, tag in enumerate(caption):
             if i:
-                text.append(ws.strategy.caption.separator)
-            text.append(tag, style="bold" if i < leading else "")
+                text.append(safe_text(ws.strategy.caption.separator))
+            # Tags and the triggers are the dataset's text: shown escaped, never obeyed.
+            text.append(safe_text(tag), style="bold" if i < leading else "")
         removed = [renderer.fate(t).tag for t in tags if not renderer.fate(t).kept]
         if removed:
             text.append("   ")
             text.append("removed: ", style="dim italic")
-            text.append(", ".join(removed), style="dim strike")
+            text.append(safe_text(", ".join(removed)), style="dim strike")
         self.shown = text.plain
         for note in notes or []:
             text.append("\n! ", style="bold")
-            text.append(note, style="italic")
+            text.append(safe_text(note), style="italic")
         self.update(text, layout=False)

@@ -6,6 +6,7 @@ from rich.text import Text
 
 from tui.app.widgets.virtual_list import VirtualList
 from tui.core.strategy import UNSORTED
+from tui.core.text import safe_text
 from tui.core.workspace import Workspace
 
 
@@ -30,7 +31,7 @@ class FileList(VirtualList[str]):
     def row_text(self, row: str, width: int) -> Text:
         ws = self.workspace
         if ws is None:
-            return Text(row)
+            return Text(safe_text(row))
         text = Text()
         text.append("●" if ws.will_change(row) else " ", style=self.theme_style("accent", "bold"))
         flagged = row in self.warnings or ws.by_image[row].caption in ws.changed_on_disk
@@ -38,7 +39,8 @@ class FileList(VirtualList[str]):
         unsorted = self.unsorted_count(row)
         count = f"{unsorted:>3}" if unsorted else "   "
         name_width = max(1, width - 2 - len(count) - 1)
-        name = row if len(row) <= name_width else "…" + row[-(name_width - 1) :]
+        shown = safe_text(row)  # a file name's control characters are escaped, not obeyed
+        name = shown if len(shown) <= name_width else "…" + shown[-(name_width - 1) :]
         text.append(name.ljust(name_width))
         text.append(" ")
         text.append(count, style=self.theme_style("bucket-unsorted", "bold"))

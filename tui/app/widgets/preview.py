@@ -17,6 +17,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from tui.core.preview import PreviewError, fit_size, load_preview
+from tui.core.text import safe_text
 
 CacheKey = tuple[str, int, int]
 # Wait this long after the last image switch before decoding (a held `]` decodes nothing).
@@ -73,7 +74,9 @@ class PreviewPane(Static):
             return
         self.pending = True
         self.update(
-            Align.center(Text(f"{Path(image).name}\nloading…", style="dim"), vertical="middle")
+            Align.center(
+                Text(f"{safe_text(Path(image).name)}\nloading…", style="dim"), vertical="middle"
+            )
         )
         self._timer = self.set_timer(DEBOUNCE_SECONDS, self._start)
 
@@ -117,12 +120,13 @@ class PreviewPane(Static):
 
 def build_preview(path: Path, label: str, box: tuple[int, int]) -> RenderableType:
     """The renderable for one image: pixels and a line with its name and size."""
-    name = Path(label).name
+    name = safe_text(Path(label).name)
     try:
         preview = load_preview(path, box[0], box[1])
     except PreviewError as exc:
         return Align.center(
-            Text.assemble((name, "bold"), "\n", (str(exc), "italic")), vertical="middle"
+            Text.assemble((name, "bold"), "\n", (safe_text(str(exc)), "italic")),
+            vertical="middle",
         )
     w, h = fit_size(preview.width, preview.height, box[0], box[1])
     pixels = Pixels.from_image(

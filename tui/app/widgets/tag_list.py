@@ -9,6 +9,7 @@ from rich.text import Text
 from tui.app.widgets.virtual_list import VirtualList
 from tui.core.strategy import UNSORTED
 from tui.core.suggest import Suggestion
+from tui.core.text import safe_text
 from tui.core.workspace import Workspace
 
 BUCKET_LETTERS = {"trait": "T", "context": "C", "flaw": "F", "drop": "D", UNSORTED: "·"}
@@ -32,7 +33,7 @@ class TagList(VirtualList[str]):
     def row_text(self, row: str, width: int) -> Text:
         ws = self.workspace
         if ws is None:
-            return Text(row)
+            return Text(safe_text(row))
         strategy = ws.strategy
         bucket = strategy.bucket_of(strategy.alias_of(row))
         counts = ws.tag_counts()
@@ -56,7 +57,8 @@ class TagList(VirtualList[str]):
         text.append(" ")
         stats = f"{n:>6} {100 * n / total:5.1f}%"
         name_width = max(1, width - 4 - len(stats) - 1)
-        name = row if len(row) <= name_width else row[: name_width - 1] + "…"
+        shown = safe_text(row)  # a tag's control characters are escaped, not obeyed
+        name = shown if len(shown) <= name_width else shown[: name_width - 1] + "…"
         text.append(
             name.ljust(name_width), style="strike dim" if removed else self.bucket_style(bucket)
         )
