@@ -23,7 +23,7 @@ from tui.app.bindings import APP_BINDINGS, BUCKET_KEYS
 from tui.app.screens.dialogs import ConfirmScreen, ProfilePicker, PromptScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.reports import DiagnosticsScreen, GuideScreen
-from tui.app.themes import DEFAULT_THEME, load_themes, stylesheet
+from tui.app.themes import DEFAULT_THEME, bucket_colour_defaults, load_themes, stylesheet
 from tui.app.widgets.caption_view import CaptionView
 from tui.app.widgets.file_list import FileList
 from tui.app.widgets.preview import PreviewPane
@@ -129,13 +129,7 @@ class CuratorApp(App[int]):
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # Bucket colours for any theme that does not define them (Textual's built-ins).
-        return {
-            "bucket-trait": "#ff8700",
-            "bucket-context": "#5fafff",
-            "bucket-flaw": "#d75fd7",
-            "bucket-drop": "#808080",
-            "bucket-unsorted": "#ffd75f",
-        }
+        return bucket_colour_defaults()
 
     def on_mount(self) -> None:
         for theme in load_themes():

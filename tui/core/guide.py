@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tui.core.strategy import UNSORTED, Strategy
+from tui.core.buckets import BUCKETS, UNSORTED
+from tui.core.strategy import Strategy
 from tui.core.workspace import Workspace
 
 # Longest list of tags shown in one section (a dataset may have thousands of context tags).
@@ -55,7 +56,7 @@ def _tag_table(
     without counts). With counts only the tags present in the dataset are listed."""
     table: dict[str, list[tuple[str, int | None]]] = {}
     if counts is None:
-        for bucket in ("trait", "context", "flaw", "drop"):
+        for bucket in BUCKETS:
             table[bucket] = [(tag, None) for tag in strategy.tags_in(bucket)]
         table[UNSORTED] = []
         return table
@@ -73,7 +74,7 @@ def _tag_table(
         if n <= 0:
             continue
         table.setdefault(strategy.bucket_of(tag), []).append((tag, n))
-    for bucket in ("trait", "context", "flaw", "drop", UNSORTED):
+    for bucket in (*BUCKETS, UNSORTED):
         table.setdefault(bucket, [])
     return table
 

@@ -9,20 +9,26 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+from tui.core.buckets import BUCKETS, PATTERNS, REMOVED_BY_PATTERN, UNSORTED
 from tui.core.captions import format_caption
 
-BUCKETS = ("trait", "context", "flaw", "drop")
-UNSORTED = "unsorted"
-PATTERNS = ("keep-all", "absorb", "traits-only")
+# Re-exported: the bucket and pattern names have always been importable from here.
+__all__ = [
+    "BUCKETS",
+    "ORDERS",
+    "PATTERNS",
+    "REMOVED_BY_PATTERN",
+    "UNSORTED",
+    "UNSORTED_MODES",
+    "CaptionFormat",
+    "Renderer",
+    "Strategy",
+    "TagFate",
+    "render",
+]
+
 UNSORTED_MODES = ("keep", "drop")
 ORDERS = ("source", "alphabetical", "frequency")
-
-# Which buckets each pattern removes from the caption (tagging.md, "Patterns").
-REMOVED_BY_PATTERN: dict[str, frozenset[str]] = {
-    "keep-all": frozenset({"drop"}),
-    "absorb": frozenset({"trait", "drop"}),
-    "traits-only": frozenset({"context", "drop"}),
-}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from tui.app.themes import bucket_variable
 from tui.app.widgets.virtual_list import VirtualList
 from tui.core.strategy import UNSORTED
 from tui.core.workspace import Workspace
@@ -41,5 +42,5 @@ class FileList(VirtualList[str]):
         name = row if len(row) <= name_width else "…" + row[-(name_width - 1) :]
         text.append(name.ljust(name_width))
         text.append(" ")
-        text.append(count, style=self.theme_style("bucket-unsorted", "bold"))
+        text.append(count, style=self.theme_style(bucket_variable(UNSORTED), "bold"))
         return text

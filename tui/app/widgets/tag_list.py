@@ -6,12 +6,11 @@ from collections.abc import Mapping
 
 from rich.text import Text
 
+from tui.app.themes import bucket_variable
 from tui.app.widgets.virtual_list import VirtualList
-from tui.core.strategy import UNSORTED
+from tui.core.buckets import BUCKET_BY_NAME, UNSORTED
 from tui.core.suggest import Suggestion
 from tui.core.workspace import Workspace
-
-BUCKET_LETTERS = {"trait": "T", "context": "C", "flaw": "F", "drop": "D", UNSORTED: "·"}
 
 
 class TagList(VirtualList[str]):
@@ -27,7 +26,7 @@ class TagList(VirtualList[str]):
         self.suggestions: Mapping[str, Suggestion] = {}
 
     def bucket_style(self, bucket: str, extra: str = "") -> str:
-        return self.theme_style(f"bucket-{bucket}", extra)
+        return self.theme_style(bucket_variable(bucket), extra)
 
     def row_text(self, row: str, width: int) -> Text:
         ws = self.workspace
@@ -43,11 +42,11 @@ class TagList(VirtualList[str]):
             edits = ws.state.image_edits.get(self.image)
             removed = edits is not None and row.casefold() in edits.removed
         text = Text()
-        letter = f" {BUCKET_LETTERS[bucket]} "
+        letter = f" {BUCKET_BY_NAME[bucket].letter} "
         suggestion = self.suggestions.get(row) if bucket == UNSORTED else None
         if suggestion is not None:
             # A ghost: the suggested bucket's letter, lower case and dim, until accepted (s).
-            ghost = f" {BUCKET_LETTERS[suggestion.bucket].lower()} "
+            ghost = f" {BUCKET_BY_NAME[suggestion.bucket].letter.lower()} "
             text.append(ghost, style=self.bucket_style(suggestion.bucket, "dim italic"))
         elif bucket == UNSORTED:
             text.append(letter, style=self.bucket_style(bucket, "bold"))
