@@ -232,7 +232,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
                 "tag": tag,
                 "images": n,
                 "percent": round(100.0 * n / total, 1) if total else 0.0,
-                "bucket": ws.strategy.bucket_of(ws.strategy.alias_of(tag)),
+                "bucket": ws.strategy.effective_bucket(tag),
             }
             for tag, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].casefold()))
         ]

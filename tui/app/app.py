@@ -372,7 +372,7 @@ class CuratorApp(App[int]):
         s = ws.strategy
         for offset in range(1, len(rows) + 1):
             i = (start + offset) % len(rows)
-            if s.bucket_of(s.alias_of(rows[i])) == UNSORTED:
+            if s.effective_bucket(rows[i]) == UNSORTED:
                 self.tags.cursor = i
                 return
 

@@ -76,6 +76,10 @@ class Strategy:
         """The tag that `tag` is written as (itself when it has no alias)."""
         return self.alias_index.get(tag.casefold(), tag)
 
+    def effective_bucket(self, tag: str) -> str:
+        """The bucket a source tag counts in: that of the tag it is written as (its alias)."""
+        return self.bucket_of(self.alias_of(tag))
+
     def with_bucket(self, tag: str, bucket: str) -> Strategy:
         """A copy with `tag` moved to `bucket` (`unsorted` removes it from every bucket)."""
         key = tag.casefold()
@@ -110,8 +114,6 @@ class Renderer:
         self.strategy = strategy
         self.frequency = frequency or {}
         self._fates: dict[str, TagFate] = {}
-        self._buckets = strategy.bucket_index
-        self._aliases = strategy.alias_index
         self._removed = REMOVED_BY_PATTERN[strategy.pattern]
         self._keep_unsorted = strategy.unsorted == "keep"
         self._trigger_key = strategy.trigger.casefold()
@@ -120,8 +122,9 @@ class Renderer:
         """The bucket of a source tag and whether the caption keeps it."""
         hit = self._fates.get(tag)
         if hit is None:
-            written = self._aliases.get(tag.casefold(), tag)
-            bucket = self._buckets.get(written.casefold(), UNSORTED)
+            strategy = self.strategy
+            written = strategy.alias_of(tag)
+            bucket = strategy.bucket_of(written)  # = strategy.effective_bucket(tag)
             kept = self._keep_unsorted if bucket == UNSORTED else bucket not in self._removed
             hit = TagFate(written, bucket, kept)
             self._fates[tag] = hit

@@ -23,10 +23,8 @@ class FileList(VirtualList[str]):
     def unsorted_count(self, image: str) -> int:
         ws = self.workspace
         assert ws is not None
-        strategy = ws.strategy
-        return sum(
-            1 for t in ws.image_tags(image) if strategy.bucket_of(strategy.alias_of(t)) == UNSORTED
-        )
+        bucket = ws.strategy.effective_bucket
+        return sum(1 for t in ws.image_tags(image) if bucket(t) == UNSORTED)
 
     def row_text(self, row: str, width: int) -> Text:
         ws = self.workspace

@@ -32,8 +32,7 @@ class TagList(VirtualList[str]):
         ws = self.workspace
         if ws is None:
             return Text(row)
-        strategy = ws.strategy
-        bucket = strategy.bucket_of(strategy.alias_of(row))
+        bucket = ws.strategy.effective_bucket(row)
         counts = ws.tag_counts()
         total = len(ws.images) or 1
         n = counts.get(row, 0)
