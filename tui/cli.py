@@ -304,7 +304,8 @@ CHECK_IMAGES_SHOWN = 20
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from tui.core.checks import has_problem, measure_images, run_checks  # imports Pillow
+    from tui.core.checks import has_problem, run_checks
+    from tui.core.measures import measure_images  # imports Pillow
 
     profile, _ = _load_profile_arg(args.profile)
     try:
@@ -365,7 +366,7 @@ def cmd_guide(args: argparse.Namespace) -> int:
                 f"{ws.root}: no working strategy yet; give one with --profile "
                 "(a file or a library name), or curate the dataset in the app first"
             )
-        sys.stdout.write(render_guide(ws))
+        sys.stdout.write(render_guide(ws.strategy, ws.tag_counts(), len(ws.images)))
         return EXIT_OK
 
 

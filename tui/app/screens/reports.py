@@ -12,7 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Markdown, OptionList
 from textual.widgets.option_list import Option
 
-from tui.core.checks import Finding, measure_images, run_checks
+from tui.core.checks import Finding, run_checks
+from tui.core.measures import measure_images
 from tui.core.workspace import Workspace
 
 
