@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from tui.core.buckets import BUCKETS, PATTERNS, REMOVED_BY_PATTERN, UNSORTED
@@ -79,16 +79,6 @@ class Strategy:
     def effective_bucket(self, tag: str) -> str:
         """The bucket a source tag counts in: that of the tag it is written as (its alias)."""
         return self.bucket_of(self.alias_of(tag))
-
-    def with_bucket(self, tag: str, bucket: str) -> Strategy:
-        """A copy with `tag` moved to `bucket` (`unsorted` removes it from every bucket)."""
-        key = tag.casefold()
-        buckets = {t: b for t, b in self.buckets.items() if t.casefold() != key}
-        if bucket != UNSORTED:
-            if bucket not in BUCKETS:
-                raise ValueError(f"unknown bucket {bucket!r}")
-            buckets[tag] = bucket
-        return replace(self, buckets=buckets)
 
     def tags_in(self, bucket: str) -> list[str]:
         """Tags of one bucket, in the order they were added."""
@@ -168,7 +158,8 @@ def render(
     strategy: Strategy,
     frequency: Mapping[str, int] | None = None,
 ) -> str:
-    """Render one image's caption: the bucket × pattern table of tagging.md, trigger first.
+    """Render one image's caption: the bucket × pattern table (tui/core/buckets.py, explained
+    in tui/ARCHITECTURE.md, "The domain"), trigger first.
 
     Returns the file's text (one line ending in LF), or "" when no tag is left: such an image
     is reported as an "empty caption" and its file is never written.
