@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 from rich.text import Text
 
@@ -22,8 +22,16 @@ class TagList(VirtualList[str]):
         super().__init__(id=id)
         self.workspace: Workspace | None = None
         self.dataset_view = False
-        self.image: str | None = None
+        # In the image view: the rows removed from the image shown (struck through).
+        self.removed: Collection[str] = frozenset()
         self.suggestions: Mapping[str, Suggestion] = {}
+
+    def show_image_tags(
+        self, rows: Sequence[str], removed: Collection[str], keep: str | None = None
+    ) -> None:
+        """The image view's rows: the image's tags, `removed` the ones removed from it."""
+        self.removed = removed
+        self.set_rows(rows, keep=keep)
 
     def bucket_style(self, bucket: str, extra: str = "") -> str:
         return self.theme_style(bucket_variable(bucket), extra)
@@ -36,10 +44,7 @@ class TagList(VirtualList[str]):
         counts = ws.tag_counts()
         total = len(ws.images) or 1
         n = counts.get(row, 0)
-        removed = False
-        if not self.dataset_view and self.image is not None:
-            edits = ws.state.image_edits.get(self.image)
-            removed = edits is not None and row.casefold() in edits.removed
+        removed = not self.dataset_view and row in self.removed
         text = Text()
         letter = f" {BUCKET_BY_NAME[bucket].letter} "
         suggestion = self.suggestions.get(row) if bucket == UNSORTED else None
