@@ -222,12 +222,7 @@ class Probe:
             self.first_frame = now
         if self.files_frame is None and app.ws is not None and app.files.rows:
             self.files_frame = now
-        if (
-            self.preview_frame is None
-            and app.ws is not None
-            and app.preview.image is not None
-            and not app.preview.pending
-        ):
+        if self.preview_frame is None and app.ws is not None and app.preview.drawn(app.image):
             self.preview_frame = now
         if self.key_at is None or self.sample is not None:
             return
@@ -289,7 +284,7 @@ async def untimed_key(pilot: Pilot[int], probe: Probe, key: str, done: Callable[
 
 async def preview_ready(app: CuratorApp) -> None:
     await wait_for(
-        lambda: app.preview.image == app.image and not app.preview.pending,
+        lambda: app.preview.drawn(app.image),
         KEY_TIMEOUT,
         "the preview",
     )

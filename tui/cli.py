@@ -317,7 +317,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
                 "tag": tag,
                 "images": n,
                 "percent": round(100.0 * n / total, 1) if total else 0.0,
-                "bucket": ws.strategy.bucket_of(ws.strategy.alias_of(tag)),
+                "bucket": ws.strategy.effective_bucket(tag),
             }
             for tag, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].casefold()))
         ]
@@ -389,7 +389,8 @@ CHECK_IMAGES_SHOWN = 20
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from tui.core.checks import has_problem, measure_images, run_checks  # imports Pillow
+    from tui.core.checks import has_problem, run_checks
+    from tui.core.measures import measure_images  # imports Pillow
 
     profile, _ = _load_profile_arg(args.profile)
     try:
@@ -451,7 +452,9 @@ def cmd_guide(args: argparse.Namespace) -> int:
                 f"{ws.root}: no working strategy yet; give one with --profile "
                 "(a file or a library name), or curate the dataset in the app first"
             )
-        sys.stdout.write(safe_text(render_guide(ws), keep_lines=True))
+        sys.stdout.write(
+            safe_text(render_guide(ws.strategy, ws.tag_counts(), len(ws.images)), keep_lines=True)
+        )
         return EXIT_OK
 
 

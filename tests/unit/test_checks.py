@@ -16,14 +16,9 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from tests.pictures import picture
 from tui.core import checks
-from tui.core.checks import (
-    Finding,
-    ImageMeasure,
-    has_problem,
-    measure_file,
-    measure_images,
-    run_checks,
-)
+from tui.core import measures as measuring
+from tui.core.checks import Finding, has_problem, run_checks
+from tui.core.measures import ImageMeasure, measure_file, measure_images
 from tui.core.profile import CHECK_DEFAULTS
 from tui.core.strategy import Strategy
 from tui.core.workspace import Workspace
@@ -406,7 +401,7 @@ def test_measure_reports_size_digest_and_errors(tmp_path: Path) -> None:
     assert measure_file(twin).digest == m.digest
     huge = tmp_path / "huge.png"
     huge.write_bytes(png_header(30000, 30000))
-    assert measure_file(huge).error.startswith(checks.TOO_LARGE)
+    assert measure_file(huge).error.startswith(measuring.TOO_LARGE)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff garbage")
     assert measure_file(broken).error.startswith("cannot decode")
@@ -432,7 +427,7 @@ def test_measures_are_cached_in_the_state(planted: Path, monkeypatch: pytest.Mon
     def no_decoding(path: object) -> ImageMeasure:
         raise AssertionError(f"measured again: {path}")
 
-    monkeypatch.setattr(checks, "measure_file", no_decoding)
+    monkeypatch.setattr(measuring, "measure_file", no_decoding)
     calls: list[tuple[int, int]] = []
     with Workspace.open(planted) as ws:
         second = measure_images(ws, lambda done, total: calls.append((done, total)))
@@ -444,7 +439,7 @@ def test_measures_are_cached_in_the_state(planted: Path, monkeypatch: pytest.Mon
     target.write_bytes(png(99))
     measured: list[str] = []
     monkeypatch.setattr(
-        checks, "measure_file", lambda p: measured.append(os.path.basename(p)) or MEASURE
+        measuring, "measure_file", lambda p: measured.append(os.path.basename(p)) or MEASURE
     )
     with Workspace.open(planted) as ws:
         third = measure_images(ws)

@@ -168,9 +168,7 @@ def test_long_lists_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_workspace_gives_its_strategy_and_counts(sample_copy: Path) -> None:
     strategy = load_profile(sample_copy / "profiles" / "kaede.toml")
     with Workspace.open(sample_copy, strategy=strategy, read_only=True) as ws:
-        from_ws = render_guide(ws)
-        from_parts = render_guide(ws.strategy, ws.tag_counts(), len(ws.images))
-    assert from_ws == from_parts
+        from_ws = render_guide(ws.strategy, ws.tag_counts(), len(ws.images))
     assert "trained on 12 images" in from_ws
     # The sample's captions (tests/cli/test_cli.py): `1girl` on 11 images, `blurry` on 2.
     assert "`1girl` — 11 of 12 images" in from_ws

@@ -1,19 +1,22 @@
 """The curator: a keyboard-only Textual app over one dataset.
 
 It calls the core for everything (tui.core.workspace.Workspace); it never reads or writes a
-caption file itself.
+caption file itself. Long jobs run in worker threads, which report back only by posting a
+message of tui/app/messages.py (the rule is in tui/ARCHITECTURE.md); `busy` says which runs.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable
 from contextlib import suppress
+from enum import Enum
 from functools import partial
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal
 from textual.notifications import SeverityLevel
@@ -22,10 +25,11 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from tui.app.bindings import APP_BINDINGS, BUCKET_KEYS
+from tui.app.messages import DatasetOpened, OpenFailed, OpenProgress, Saved
 from tui.app.screens.dialogs import ConfirmScreen, ProfilePicker, PromptScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.reports import DiagnosticsScreen, GuideScreen
-from tui.app.themes import DEFAULT_THEME, load_themes, stylesheet
+from tui.app.themes import DEFAULT_THEME, bucket_colour_defaults, load_themes, stylesheet
 from tui.app.widgets.caption_view import CaptionView
 from tui.app.widgets.file_list import FileList
 from tui.app.widgets.preview import PreviewPane
@@ -47,8 +51,23 @@ from tui.core.text import is_safe, safe_text
 from tui.core.workspace import Workspace
 from tui.core.writer import write_file_atomic
 
-# Full garbage collections wait for this long a pause in typing (one costs 15-50 ms).
+# Full garbage collections wait for this long a pause in typing (one costs 15-50 ms at 100k
+# images). Without them the cyclic garbage of each key is never reclaimed: bench/memory.py
+# measured +269 MB over 2000 keys at 100k images, +17 MB with them.
 IDLE_GC_SECONDS = 1.5
+
+
+class Busy(Enum):
+    """The long job running, if any: edits wait while one runs (see `EDIT_ACTIONS`)."""
+
+    IDLE = ""
+    LOADING = "loading"
+    SAVING = "saving"
+    CHECKING = "checking"
+
+    def __bool__(self) -> bool:
+        return self is not Busy.IDLE
+
 
 # Actions that change the working state: disabled while the dataset loads or saves.
 EDIT_ACTIONS = {
@@ -78,6 +97,8 @@ class CuratorApp(App[int]):
     ENABLE_COMMAND_PALETTE = True
     # Below 100 columns the screen gets `-compact`: the preview gives its room away.
     HORIZONTAL_BREAKPOINTS = [(0, "-compact"), (100, "-wide")]
+    # None: no collection when idle (bench/memory.py measures the app without it).
+    idle_gc_seconds: float | None = IDLE_GC_SECONDS
 
     def __init__(
         self,
@@ -97,12 +118,14 @@ class CuratorApp(App[int]):
         self.start_warnings = list(warnings)
         self.ws: Workspace | None = None
         self.image: str | None = None
-        self.busy = "loading"  # "" when edits are allowed
-        self.filter_target: VirtualList | None = None
+        self.busy = Busy.LOADING
+        self.filter_target: VirtualList[str] | None = None
         self.fatal = ""  # why the app could not open the dataset
         self.not_saved = ""  # why the last change could not be saved ("" = it was)
         self._footer_shows_disk_keys = False
         self._idle_gc: Timer | None = None
+        self._last_key = 0.0  # time.monotonic() of the last key
+        self._garbage = False  # a key came since the last idle collection
 
     def notify(
         self,
@@ -153,13 +176,7 @@ class CuratorApp(App[int]):
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # Bucket colours for any theme that does not define them (Textual's built-ins).
-        return {
-            "bucket-trait": "#ff8700",
-            "bucket-context": "#5fafff",
-            "bucket-flaw": "#d75fd7",
-            "bucket-drop": "#808080",
-            "bucket-unsorted": "#ffd75f",
-        }
+        return bucket_colour_defaults()
 
     def on_mount(self) -> None:
         for theme in load_themes():
@@ -189,35 +206,42 @@ class CuratorApp(App[int]):
         start_ref = ref or self.start_profile_ref
 
         def progress(phase: str, done: int, total: int) -> None:
-            label = "files found" if phase == "scan" else "captions read"
-            shown = f"{done:,}/{total:,}" if total else f"{done:,}"
-            self.call_from_thread(self._set_status, Text(f"opening … {shown} {label}"))
+            self.post_message(OpenProgress(phase, done, total))
 
         try:
             ws = Workspace.open(self.dataset, strategy=start, progress=progress)
         except Exception as exc:  # shown to the user once the screen is back
-            self.call_from_thread(self._open_failed, str(exc))
+            self.post_message(OpenFailed(str(exc)))
             return
         try:
             if start is not None:
                 ws.use_strategy(start, start_ref)
-        except Exception as exc:
+        except Exception as exc:  # shown to the user, the app stays up
             with suppress(StateError):  # the first error is the one to tell
                 ws.close()  # never keep the dataset locked
-            self.call_from_thread(self._open_failed, str(exc))
+            self.post_message(OpenFailed(str(exc)))
             return
-        self.call_from_thread(self._loaded, ws)
+        self.post_message(DatasetOpened(ws))
 
-    def _open_failed(self, message: str) -> None:
+    def on_open_progress(self, message: OpenProgress) -> None:
+        label = "files found" if message.phase == "scan" else "captions read"
+        done, total = message.done, message.total
+        shown = f"{done:,}/{total:,}" if total else f"{done:,}"
+        self._set_status(Text(f"opening … {shown} {label}"))
+
+    def on_open_failed(self, message: OpenFailed) -> None:
         # Nothing to curate: leave the screen and say why on the terminal.
-        self.fatal = message
+        self.fatal = message.reason
         self.exit(1)
+
+    def on_dataset_opened(self, message: DatasetOpened) -> None:
+        self._loaded(message.workspace)
 
     def _loaded(self, ws: Workspace) -> None:
         if self.ws is not None and self.ws is not ws:
             self.ws.close()
         self.ws = ws
-        self.busy = ""
+        self.busy = Busy.IDLE
         warnings: dict[str, list[str]] = {}
         by_caption: dict[str, list[str]] = {}
         for entry in ws.images:
@@ -240,6 +264,8 @@ class CuratorApp(App[int]):
         gc.collect()
         gc.freeze()
         gc.set_threshold(700, 10, 1_000_000)
+        if self._idle_gc is None and self.idle_gc_seconds is not None:
+            self._idle_gc = self.set_interval(self.idle_gc_seconds / 3, self._collect_when_idle)
         self.refresh_bindings()
 
     # ---- showing ----------------------------------------------------------------------------
@@ -266,8 +292,8 @@ class CuratorApp(App[int]):
             parts.append(("● unsaved", ""))
         if self.not_saved:
             parts.append(("⚠ last change NOT saved", ""))
-        if self.busy and self.busy != "loading":
-            parts.append((f"{self.busy}…", ""))
+        if self.busy and self.busy is not Busy.LOADING:
+            parts.append((f"{self.busy.value}…", ""))
         text = Text()
         text.append(f" {safe_text(s.name or ws.root.name)} ", style="bold reverse")
         for value, label in parts:
@@ -276,10 +302,23 @@ class CuratorApp(App[int]):
             text.append(label)
         self._set_status(text)
 
-    def _image_rows(self, image: str) -> list[str]:
+    def _show_image_tags(self, image: str | None, keep: str | None = None) -> None:
+        """The tag list's image view: the image's tags, those removed from it marked."""
         ws = self.ws
         assert ws is not None
-        return list(ws.image_tags(image, include_removed=True))
+        if image is None:
+            self.tags.show_image_tags([], frozenset(), keep)
+            return
+        rows = list(ws.image_tags(image, include_removed=True))
+        self.tags.show_image_tags(rows, self._removed_on(image, rows), keep)
+
+    def _removed_on(self, image: str, rows: Collection[str] | None = None) -> frozenset[str]:
+        """The tags removed from one image (shown struck through, space restores them)."""
+        ws = self.ws
+        assert ws is not None
+        kept = set(ws.image_tags(image))
+        every = ws.image_tags(image, include_removed=True) if rows is None else rows
+        return frozenset(t for t in every if t not in kept)
 
     def _dataset_rows(self) -> list[str]:
         ws = self.ws
@@ -292,9 +331,8 @@ class CuratorApp(App[int]):
         if ws is None:
             return
         self.image = image
-        self.tags.image = image
         if not self.tags.dataset_view:
-            self.tags.set_rows(self._image_rows(image) if image else [])
+            self._show_image_tags(image)
         else:
             self.tags.refresh_rows()
         rows = self.files.rows
@@ -348,14 +386,14 @@ class CuratorApp(App[int]):
         if self.tags.dataset_view:
             self.tags.refresh_rows()
         elif self.image is not None:
-            self.tags.set_rows(self._image_rows(self.image))
+            self._show_image_tags(self.image)
         self.files.refresh_rows()
         self._show_caption()
         self._update_status()
 
-    def on_virtual_list_highlighted(self, event: VirtualList.Highlighted) -> None:
+    def on_virtual_list_highlighted(self, event: VirtualList.Highlighted[str]) -> None:
         if event.list is self.files and event.row != self.image:
-            self._show_image(event.row)  # type: ignore[arg-type]
+            self._show_image(event.row)
 
     # ---- actions ----------------------------------------------------------------------------
 
@@ -430,7 +468,7 @@ class CuratorApp(App[int]):
         s = ws.strategy
         for offset in range(1, len(rows) + 1):
             i = (start + offset) % len(rows)
-            if s.bucket_of(s.alias_of(rows[i])) == UNSORTED:
+            if s.effective_bucket(rows[i]) == UNSORTED:
                 self.tags.cursor = i
                 return
 
@@ -466,10 +504,10 @@ class CuratorApp(App[int]):
         ws = self.ws
         if ws is None:
             return
-        self.busy = "checking"
+        self.busy = Busy.CHECKING
 
         def done(image: str | None) -> None:
-            self.busy = ""
+            self.busy = Busy.IDLE
             if image is not None:
                 self.files.set_filter("")
                 self.files.move_to(image)
@@ -496,8 +534,7 @@ class CuratorApp(App[int]):
         if self.tags.dataset_view:
             self.notify("space edits one image: switch to the image view with v first")
             return
-        edits = ws.state.image_edits.get(self.image)
-        if edits is not None and tag.casefold() in edits.removed:
+        if tag in self._removed_on(self.image):
             change = partial(ws.edit_image_tags, self.image, restore=[tag])
         else:
             change = partial(ws.edit_image_tags, self.image, remove=[tag])
@@ -539,10 +576,10 @@ class CuratorApp(App[int]):
         current = tags.current
         if tags.filter_text:
             tags.set_filter("")
-        tags.set_rows(
-            self._dataset_rows() if tags.dataset_view else self._image_rows(self.image or ""),
-            keep=current,
-        )
+        if tags.dataset_view:
+            tags.set_rows(self._dataset_rows(), keep=current)
+        else:
+            self._show_image_tags(self.image, keep=current)
 
     def action_cycle_pattern(self) -> None:
         ws = self.ws
@@ -628,7 +665,7 @@ class CuratorApp(App[int]):
     def action_save(self) -> None:
         if self.ws is None:
             return
-        self.busy = "saving"
+        self.busy = Busy.SAVING
         self._update_status()
         self._save()
 
@@ -642,7 +679,7 @@ class CuratorApp(App[int]):
         try:
             report = ws.apply()
         except StateError as exc:  # e.g. the disk is full: nothing was written
-            self.call_from_thread(self._saved, "not saved", [("state", str(exc))])
+            self.post_message(Saved("not saved", [("state", str(exc))]))
             return
         profile_path = Path(ws.state.profile_ref) if ws.state.profile_ref else None
         message = report.summary()
@@ -665,10 +702,11 @@ class CuratorApp(App[int]):
                 store.mark_saved(cursor)
             except StateError as exc:
                 report.failed.append(("state", str(exc)))
-        self.call_from_thread(self._saved, message, report.failed)
+        self.post_message(Saved(message, report.failed))
 
-    def _saved(self, message: str, failed: list[tuple[str, str]]) -> None:
-        self.busy = ""
+    def on_saved(self, saved: Saved) -> None:
+        message, failed = saved.summary, saved.failed
+        self.busy = Busy.IDLE
         if failed:
             details = "\n".join(f"{path}: {why}" for path, why in failed[:5])
             more = f"\n… and {len(failed) - 5} more" if len(failed) > 5 else ""
@@ -704,7 +742,7 @@ class CuratorApp(App[int]):
             if (old.extension, old.underscores) != (new.extension, new.underscores):
                 # Captions pair or parse differently: open the dataset again with it
                 # (closing this one first: it holds the dataset's lock).
-                self.busy = "loading"
+                self.busy = Busy.LOADING
                 try:
                     self.ws.close()
                 except StateError as exc:
@@ -749,9 +787,19 @@ class CuratorApp(App[int]):
                 title, f"key: {binding.key}", partial(self.run_action, binding.action)
             )
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            # Only a time stamp: the key itself must not pay for anything here.
+            self._last_key = time.monotonic()
+            self._garbage = True
+        await super().on_event(event)
+
     def _collect_when_idle(self) -> None:
-        self._idle_gc = None
-        gc.collect()
+        """A full collection once typing has paused for `idle_gc_seconds` (see `_loaded`)."""
+        idle = self.idle_gc_seconds
+        if self._garbage and idle is not None and time.monotonic() - self._last_key >= idle:
+            self._garbage = False
+            gc.collect()
 
     def on_unmount(self) -> None:
         if self.ws is not None:

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
-# Bucket keys: id → (key, bucket). The cursor then moves to the next unsorted tag.
-BUCKET_KEYS = {
-    "bucket-trait": ("1", "trait"),
-    "bucket-context": ("2", "context"),
-    "bucket-flaw": ("3", "flaw"),
-    "bucket-drop": ("4", "drop"),
-    "bucket-unsorted": ("0", "unsorted"),
-}
+from tui.core.buckets import ALL_BUCKETS
+
+# Bucket keys, from the core's bucket table: binding id → bucket name. The cursor then moves
+# to the next unsorted tag.
+BUCKET_KEYS = {f"bucket-{b.name}": b.name for b in ALL_BUCKETS}
 
 APP_BINDINGS: list[Binding] = [
     *(
-        Binding(key, f"bucket('{bucket}')", f"{bucket}", id=binding_id, show=key in "12")
-        for binding_id, (key, bucket) in BUCKET_KEYS.items()
+        Binding(b.key, f"bucket('{b.name}')", b.name, id=f"bucket-{b.name}", show=b.in_footer)
+        for b in ALL_BUCKETS
     ),
     Binding("s", "accept_suggestion", "accept suggestion", id="accept-suggestion"),
     Binding(

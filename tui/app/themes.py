@@ -7,13 +7,14 @@ from importlib import resources
 
 from textual.theme import Theme
 
+from tui.core.buckets import ALL_BUCKETS
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_THEME = "curator-dark"
-BUCKET_VARIABLES = ("bucket-trait", "bucket-context", "bucket-flaw", "bucket-drop")
 _THEME_KEYS = (
     "primary",
     "secondary",
@@ -26,6 +27,16 @@ _THEME_KEYS = (
     "error",
     "success",
 )
+
+
+def bucket_variable(bucket: str) -> str:
+    """The theme variable holding a bucket's colour (a theme's `[variables]` may set it)."""
+    return f"bucket-{bucket}"
+
+
+def bucket_colour_defaults() -> dict[str, str]:
+    """Each bucket's colour from the core's table, for themes that do not set their own."""
+    return {bucket_variable(b.name): b.colour for b in ALL_BUCKETS}
 
 
 def load_themes() -> list[Theme]:

@@ -1,47 +1,45 @@
-"""Diagnostics of a dataset: what the caption mechanism of docs/tagging.md predicts will go wrong.
+"""Diagnostics of a dataset: what the caption mechanism (tui/ARCHITECTURE.md, "The domain")
+predicts will go wrong. The rules only: they take plain inputs (the strategy, each image's
+source tags, the measures of tui/core/measures.py) and never read a file.
 
 Two kinds of checks:
 
 - tag checks, from the tags and the working strategy alone (fast): inconsistent traits,
   constant context, the double-up risk, uncaptioned images, empty captions, stem collisions;
-- image checks, from measures of the pictures (:func:`measure_images`, slow the first time,
-  then cached in the dataset's state): untagged blur, untagged low resolution, identical files
-  and near-identical images.
+- image checks, from measures of the pictures (`tui.core.measures.measure_images`, slow the
+  first time, then cached in the dataset's state): untagged blur, untagged low resolution,
+  identical files and near-identical images.
 
-:func:`run_checks` gives both as :class:`Finding` objects; without measures it gives the tag
-checks only, so the app can show them at once and add the image checks when measuring is done.
+:func:`find_problems` gives both as :class:`Finding` objects (:func:`run_checks` on a
+workspace); without measures it gives the tag checks only, so the app can show them at once
+and add the image checks when measuring is done.
 
-Sharpness is the variance of a Laplacian on a greyscale copy downscaled to at most 256 px, and
-an image is "much less sharp" when it is under ``blur_ratio`` times the **median** of the
-dataset. The median is the reference whatever the dataset: with one image nothing is ever
-flagged, with two the lesser must be under ``blur_ratio / (2 - blur_ratio)`` of the other, and
-when most images are blurry the median is blurry too, so only the worst stand out. Images
-already tagged ``blurry`` (or ``motion blur``) are part of the median but never flagged.
+An image is "much less sharp" when its sharpness is under ``blur_ratio`` times the **median**
+of the dataset. The median is the reference whatever the dataset: with one image nothing is
+ever flagged, with two the lesser must be under ``blur_ratio / (2 - blur_ratio)`` of the
+other, and when most images are blurry the median is blurry too, so only the worst stand out.
+Images already tagged ``blurry`` (or ``motion blur``) are part of the median but never flagged.
 """
 
 from __future__ import annotations
 
-import io
-import os
 import statistics
-import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from PIL import Image, ImageMath
+from typing import TYPE_CHECKING
 
 from tui.core.concept_checks import concept_findings
-from tui.core.dataset import NotRegularFileError, open_regular
-from tui.core.preview import MAX_PREVIEW_PIXELS, flatten
+from tui.core.dataset import ImageEntry
+from tui.core.preview import MAX_PREVIEW_PIXELS
 from tui.core.profile import CHECK_DEFAULTS
-from tui.core.store import StateError, content_hash
-from tui.core.strategy import Strategy
+from tui.core.strategy import Renderer, Strategy
 from tui.core.suggest import percent
 from tui.core.tag_knowledge import classify_tag
-from tui.core.workspace import Workspace
+
+if TYPE_CHECKING:
+    from tui.core.measures import ImageMeasure
+    from tui.core.workspace import Workspace
 
 KINDS = (
     "inconsistent-trait",
@@ -72,14 +70,6 @@ LOWRES_TAGS = frozenset({"lowres"})
 # Families of absorbed traits that users naturally type in a prompt (the four-ears case).
 PROMPTABLE_TRAIT_FAMILIES = frozenset({"hair", "eyes", "body", "clothing"})
 
-# Sharpness and the perceptual hash are computed on a greyscale copy at most this wide/tall.
-MEASURE_SIDE = 256
-# Bump when the measuring changes: cached measures of another version are measured again.
-MEASURE_VERSION = 1
-# Prefix of the error of an image refused by the size guard (not broken: just not measured).
-TOO_LARGE = "too large to measure"
-# Rows saved to the state at a time (an interrupted run keeps what it measured).
-_SAVE_BATCH = 256
 # Near-duplicate search falls back to comparing every pair above this Hamming distance.
 _MAX_INDEXED_DISTANCE = 15
 
@@ -99,203 +89,9 @@ class Finding:
     tag: str = ""
 
 
-@dataclass(frozen=True)
-class ImageMeasure:
-    """What the image checks need to know of one image file.
-
-    ``size`` and ``mtime_ns`` identify the file's version (the cache key with the image path);
-    ``digest`` hashes its bytes; ``width``/``height`` are the full size from its header;
-    ``sharpness`` is the Laplacian variance at most 256 px; ``dhash`` a 64-bit difference hash.
-    A file that could not be measured has an ``error`` (and zero measures)."""
-
-    size: int
-    mtime_ns: int
-    digest: bytes
-    width: int
-    height: int
-    sharpness: float
-    dhash: int
-    error: str = ""
-
-
 def thresholds(strategy: Strategy) -> dict[str, float]:
     """The check thresholds in force: the profile's ``[checks]`` over ``CHECK_DEFAULTS``."""
     return {**CHECK_DEFAULTS, **strategy.checks}
-
-
-# ---- measuring images ---------------------------------------------------------------------
-
-
-def _grey(image: Image.Image) -> Image.Image:
-    """A greyscale ("L") copy of a decoded image; transparency is composited onto white."""
-    return flatten(image, (255, 255, 255)).convert("L")
-
-
-def _sharpness(grey: Image.Image) -> float:
-    """Variance of the 4-neighbour Laplacian of a greyscale image (0 for images under 3 px).
-
-    Computed in floating point on cropped, shifted copies (no clipping of strong edges), the
-    mean and mean square taken by box-resizing to one pixel: Pillow only, no Python loop."""
-    w, h = grey.size
-    if w < 3 or h < 3:
-        return 0.0
-    f = grey.convert("F")
-    centre = f.crop((1, 1, w - 1, h - 1))
-    up = f.crop((1, 0, w - 1, h - 2))
-    down = f.crop((1, 2, w - 1, h))
-    left = f.crop((0, 1, w - 2, h - 1))
-    right = f.crop((2, 1, w, h - 1))
-    lap = ImageMath.lambda_eval(
-        lambda a: a["u"] + a["d"] + a["l"] + a["r"] - a["c"] * 4,
-        u=up,
-        d=down,
-        l=left,
-        r=right,
-        c=centre,
-    )
-    square = ImageMath.lambda_eval(lambda a: a["x"] * a["x"], x=lap)
-    box = Image.Resampling.BOX
-    mean = lap.resize((1, 1), box).getpixel((0, 0))
-    mean_square = square.resize((1, 1), box).getpixel((0, 0))
-    return max(0.0, float(mean_square) - float(mean) ** 2)  # type: ignore[arg-type]
-
-
-def _dhash(grey: Image.Image) -> int:
-    """A 64-bit difference hash: is each of 8×8 cells brighter than its right neighbour."""
-    small = grey.resize((9, 8), Image.Resampling.BOX)
-    pixels = small.tobytes()
-    value = 0
-    for row in range(8):
-        base = row * 9
-        for col in range(8):
-            value = (value << 1) | (pixels[base + col] > pixels[base + col + 1])
-    return value
-
-
-def measure_file(path: str | os.PathLike[str]) -> ImageMeasure:
-    """Measure one image file; never raises (a file that cannot be measured gets an error)."""
-    try:
-        # A FIFO or device is never opened for reading (it could hang or never end).
-        fd, st = open_regular(path)
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read()
-    except NotRegularFileError as exc:
-        return ImageMeasure(0, 0, b"", 0, 0, 0.0, 0, f"cannot read: {exc.strerror}")
-    except OSError as exc:
-        return ImageMeasure(0, 0, b"", 0, 0, 0.0, 0, f"cannot read: {exc.strerror or exc}")
-    size, mtime_ns = st.st_size, st.st_mtime_ns
-    digest = content_hash(data) or b""
-    width = height = 0
-    try:
-        with warnings.catch_warnings():
-            # Our own size guard below replaces Pillow's warning (which would print on the
-            # terminal); threads all install the same filter, so their races are harmless.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-        with im:
-            width, height = im.size
-            if width * height > MAX_PREVIEW_PIXELS:
-                return ImageMeasure(
-                    size,
-                    mtime_ns,
-                    digest,
-                    width,
-                    height,
-                    0.0,
-                    0,
-                    f"{TOO_LARGE}: {width}×{height} px is over "
-                    f"{MAX_PREVIEW_PIXELS // 1_000_000} MP; not decoded",
-                )
-            if im.format == "JPEG":
-                im.draft("L", (MEASURE_SIDE, MEASURE_SIDE))
-            im.load()
-            grey = _grey(im)
-            grey.thumbnail((MEASURE_SIDE, MEASURE_SIDE), Image.Resampling.BOX)
-            return ImageMeasure(
-                size, mtime_ns, digest, width, height, _sharpness(grey), _dhash(grey)
-            )
-    except Image.DecompressionBombError:
-        error = f"{TOO_LARGE}: over Pillow's decompression-bomb limit; not decoded"
-    except Exception as exc:  # any decoder failure is a broken image
-        error = f"cannot decode: {exc.__class__.__name__}: {exc}"
-    return ImageMeasure(size, mtime_ns, digest, width, height, 0.0, 0, error)
-
-
-def _row(image: str, m: ImageMeasure) -> tuple[Any, ...]:
-    """The state's row of a measure (see `Store.save_measures`)."""
-    return (image, MEASURE_VERSION, m.size, m.mtime_ns, m.digest, m.width, m.height,
-            m.sharpness, m.dhash, m.error)  # fmt: skip
-
-
-def _from_row(row: tuple[Any, ...]) -> ImageMeasure:
-    _, _, size, mtime_ns, digest, width, height, sharpness, dhash, error = row
-    return ImageMeasure(
-        int(size), int(mtime_ns), bytes(digest), int(width), int(height), float(sharpness),
-        int(dhash), str(error),
-    )  # fmt: skip
-
-
-def measure_images(
-    ws: Workspace, progress: Callable[[int, int], None] | None = None
-) -> dict[str, ImageMeasure]:
-    """Measure every image of the workspace: image (relative path) → :class:`ImageMeasure`.
-
-    Measures cached in the dataset's state are reused while the file's size and mtime are
-    unchanged; the others are computed (Pillow, in a few threads: decoding releases the GIL)
-    and saved to the state. A workspace without a writable state computes everything and
-    saves nothing. ``progress(done, total)`` is called in the caller's thread as images are
-    done. Safe to call from a worker thread.
-    """
-    store = ws.store
-    writable = store is not None and not store.read_only
-    cached = store.measures() if store is not None else {}
-    root = str(ws.root)
-    total = len(ws.images)
-    out: dict[str, ImageMeasure] = {}
-    todo: list[str] = []
-    for entry in ws.images:
-        image = entry.image
-        row = cached.get(image)
-        if row is not None and row[1] == MEASURE_VERSION:
-            try:
-                st = os.stat(os.path.join(root, image))
-            except OSError:
-                st = None
-            if st is not None and (st.st_size, st.st_mtime_ns) == (row[2], row[3]):
-                out[image] = _from_row(row)
-                continue
-        todo.append(image)
-    done = len(out)
-    if progress is not None:
-        progress(done, total)
-    if not todo:
-        return out
-
-    pending: list[tuple[Any, ...]] = []
-
-    def flush() -> None:
-        nonlocal writable
-        if writable and pending:
-            assert store is not None
-            try:
-                store.save_measures(pending)
-            except StateError:
-                writable = False  # the cache is an optimisation: measuring goes on
-        pending.clear()
-
-    workers = max(1, min(4, os.cpu_count() or 1, len(todo)))
-    paths = [os.path.join(root, image) for image in todo]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="measure") as pool:
-        for image, measure in zip(todo, pool.map(measure_file, paths), strict=True):
-            out[image] = measure
-            pending.append(_row(image, measure))
-            done += 1
-            if len(pending) >= _SAVE_BATCH:
-                flush()
-            if progress is not None:
-                progress(done, total)
-    flush()
-    return out
 
 
 # ---- the checks ---------------------------------------------------------------------------
@@ -312,24 +108,23 @@ def _share(threshold: float) -> str:
 class _TagIndex:
     """Each image's tags as written after aliases (casefolded), and the images of each tag."""
 
-    def __init__(self, ws: Workspace) -> None:
-        strategy = ws.strategy
+    def __init__(self, strategy: Strategy, image_tags: Mapping[str, Sequence[str]]) -> None:
         aliases = strategy.alias_index
         self.by_image: dict[str, frozenset[str]] = {}
         self.spelling: dict[str, str] = {}  # casefold → the tag as first seen (written)
         self.count: dict[str, int] = defaultdict(int)
         self.captioned: list[str] = []
-        for entry in ws.images:
+        for image, tags in image_tags.items():
             keys = set()
-            for tag in ws.image_tags(entry.image):
+            for tag in tags:
                 written = aliases.get(tag.casefold(), tag)
                 key = written.casefold()
                 keys.add(key)
                 self.spelling.setdefault(key, written)
             frozen = frozenset(keys)
-            self.by_image[entry.image] = frozen
+            self.by_image[image] = frozen
             if frozen:
-                self.captioned.append(entry.image)
+                self.captioned.append(image)
             for key in frozen:
                 self.count[key] += 1
 
@@ -339,8 +134,9 @@ class _TagIndex:
         return tuple([i for i in self.captioned if key not in by_image[i]])
 
 
-def _tag_findings(ws: Workspace, index: _TagIndex, limits: Mapping[str, float]) -> list[Finding]:
-    strategy = ws.strategy
+def _tag_findings(
+    strategy: Strategy, index: _TagIndex, limits: Mapping[str, float]
+) -> list[Finding]:
     total = len(index.captioned)
     if total == 0:
         return []
@@ -504,7 +300,7 @@ def _image_findings(
         )
 
     # Images that could not be measured.
-    broken = sorted(i for i in images if measures[i].error and not _too_large(measures[i]))
+    broken = sorted(i for i in images if measures[i].error and not measures[i].too_large)
     for i in broken:
         findings.append(
             Finding(
@@ -514,7 +310,7 @@ def _image_findings(
                 (i,),
             )
         )
-    huge = sorted(i for i in images if _too_large(measures[i]))
+    huge = sorted(i for i in images if measures[i].too_large)
     if huge:
         findings.append(
             Finding(
@@ -526,10 +322,6 @@ def _image_findings(
             )
         )
     return findings
-
-
-def _too_large(m: ImageMeasure) -> bool:
-    return m.error.startswith(TOO_LARGE)
 
 
 def _same_aspect(a: ImageMeasure, b: ImageMeasure) -> bool:
@@ -603,9 +395,15 @@ def _near_duplicates(
     return sorted((c for c in clusters.values() if len(c) > 1), key=lambda c: c[0])
 
 
-def _caption_findings(ws: Workspace, index: _TagIndex) -> list[Finding]:
+def _caption_findings(
+    strategy: Strategy,
+    images: Sequence[ImageEntry],
+    image_tags: Mapping[str, Sequence[str]],
+    collisions: Mapping[str, Sequence[str]],
+    index: _TagIndex,
+) -> list[Finding]:
     findings: list[Finding] = []
-    untagged = [e for e in ws.images if not index.by_image[e.image]]
+    untagged = [e for e in images if not index.by_image[e.image]]
     if untagged:
         missing = sum(not e.caption_exists for e in untagged)
         how = (
@@ -626,7 +424,17 @@ def _caption_findings(ws: Workspace, index: _TagIndex) -> list[Finding]:
                 tuple(e.image for e in untagged),
             )
         )
-    empty = [e.image for e in ws.images if index.by_image[e.image] and not ws.caption_for(e.image)]
+    # Emptiness does not depend on the order; inside a concept its pattern and buckets count.
+    plain = Renderer(strategy)
+    by_concept = {c.name: Renderer(strategy, concept=c) for c in strategy.concepts}
+
+    def renders_empty(image: str) -> bool:
+        tags = image_tags[image]
+        found = strategy.concepts_of(image, tags) if by_concept else []
+        renderer = by_concept[found[0].name] if found else plain
+        return not renderer.render(tags)
+
+    empty = [e.image for e in images if index.by_image[e.image] and renders_empty(e.image)]
     if empty:
         findings.append(
             Finding(
@@ -638,7 +446,7 @@ def _caption_findings(ws: Workspace, index: _TagIndex) -> list[Finding]:
                 tuple(empty),
             )
         )
-    for caption, names in sorted(ws.scan.collisions.items()):
+    for caption, names in sorted(collisions.items()):
         findings.append(
             Finding(
                 "stem-collision",
@@ -651,33 +459,52 @@ def _caption_findings(ws: Workspace, index: _TagIndex) -> list[Finding]:
     return findings
 
 
-def run_checks(ws: Workspace, measures: Mapping[str, ImageMeasure] | None = None) -> list[Finding]:
-    """Every finding on the workspace, with the working strategy and the thresholds of its
-    ``[checks]`` table (defaults ``CHECK_DEFAULTS``).
+def find_problems(
+    strategy: Strategy,
+    images: Sequence[ImageEntry],
+    image_tags: Mapping[str, Sequence[str]],
+    collisions: Mapping[str, Sequence[str]] | None = None,
+    measures: Mapping[str, ImageMeasure] | None = None,
+) -> list[Finding]:
+    """Every finding on a dataset, with ``strategy`` and the thresholds of its ``[checks]``
+    table (defaults ``CHECK_DEFAULTS``).
 
-    Without ``measures`` only the tag checks run (fast enough for the UI thread); pass the
-    result of :func:`measure_images` to add untagged blur and low resolution, identical files,
-    near-duplicates and unreadable images. Findings come in the order of ``KINDS``.
-    ``severity`` is ``"problem"`` except for advice (``double-up``, images too large to
-    measure), which must not change an exit code.
+    ``images`` are the dataset's images (in order), ``image_tags`` each one's source tags
+    (image → tags, edits applied), ``collisions`` the caption files several images share
+    (caption → images). Without ``measures`` only the tag checks run (fast enough for the UI
+    thread); pass the result of `tui.core.measures.measure_images` to add untagged blur and
+    low resolution, identical files, near-duplicates and unreadable images. Findings come in
+    the order of ``KINDS``. ``severity`` is ``"problem"`` except for advice (``double-up``,
+    images too large to measure), which must not change an exit code.
     """
-    limits = thresholds(ws.strategy)
-    index = _TagIndex(ws)
-    findings = _tag_findings(ws, index, limits)
+    limits = thresholds(strategy)
+    index = _TagIndex(strategy, image_tags)
+    findings = _tag_findings(strategy, index, limits)
     if measures is not None:
         findings += _image_findings(index, measures, limits)
-    findings += _caption_findings(ws, index)
-    if ws.strategy.concepts:
-        concepts = {e.image: ws.concepts_of(e.image) for e in ws.images}
+    findings += _caption_findings(strategy, images, image_tags, collisions or {}, index)
+    if strategy.concepts:
+        concepts = {e.image: strategy.concepts_of(e.image, image_tags[e.image]) for e in images}
         findings += [
             Finding(f.kind, f.severity, f.message, f.images, f.tag)
             for f in concept_findings(
-                ws.strategy, index.by_image, concepts, limits["inconsistent_trait"]
+                strategy, index.by_image, concepts, limits["inconsistent_trait"]
             )
         ]
     order = {kind: n for n, kind in enumerate(KINDS)}
     findings.sort(key=lambda f: order[f.kind])  # stable: each kind keeps its own order
     return findings
+
+
+def run_checks(ws: Workspace, measures: Mapping[str, ImageMeasure] | None = None) -> list[Finding]:
+    """:func:`find_problems` on a workspace: its working strategy, images and their tags."""
+    return find_problems(
+        ws.strategy,
+        ws.images,
+        {e.image: ws.image_tags(e.image) for e in ws.images},
+        ws.scan.collisions,
+        measures,
+    )
 
 
 def has_problem(findings: Iterable[Finding]) -> bool:

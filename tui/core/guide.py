@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tui.core.strategy import UNSORTED, Strategy
-from tui.core.workspace import Workspace
+from tui.core.buckets import BUCKETS, UNSORTED
+from tui.core.strategy import Strategy
 
 # Longest list of tags shown in one section (a dataset may have thousands of context tags).
 MAX_LISTED = 100
@@ -55,7 +55,7 @@ def _tag_table(
     without counts). With counts only the tags present in the dataset are listed."""
     table: dict[str, list[tuple[str, int | None]]] = {}
     if counts is None:
-        for bucket in ("trait", "context", "flaw", "drop"):
+        for bucket in BUCKETS:
             table[bucket] = [(tag, None) for tag in strategy.tags_in(bucket)]
         table[UNSORTED] = []
         return table
@@ -73,7 +73,7 @@ def _tag_table(
         if n <= 0:
             continue
         table.setdefault(strategy.bucket_of(tag), []).append((tag, n))
-    for bucket in ("trait", "context", "flaw", "drop", UNSORTED):
+    for bucket in (*BUCKETS, UNSORTED):
         table.setdefault(bucket, [])
     return table
 
@@ -129,26 +129,16 @@ def _concept_sections(strategy: Strategy) -> list[str]:
 
 
 def render_guide(
-    subject: Workspace | Strategy,
+    strategy: Strategy,
     counts: Mapping[str, int] | None = None,
     total_images: int | None = None,
 ) -> str:
     """The Markdown prompt guide of a strategy.
 
-    ``subject`` is a :class:`Workspace` (its working strategy, tag counts and number of
-    images are used unless ``counts``/``total_images`` are given) or a bare
-    :class:`Strategy`, with optional ``counts`` (tag → images, as ``Workspace.tag_counts()``)
-    and ``total_images``. Without counts the tags are listed from the profile's buckets and
+    ``counts`` (tag → images, as ``Workspace.tag_counts()`` gives them) and ``total_images``
+    come from a dataset; without counts the tags are listed from the profile's buckets and
     the guide says their counts are unknown.
     """
-    if isinstance(subject, Workspace):
-        strategy = subject.strategy
-        if counts is None:
-            counts = subject.tag_counts()
-            if total_images is None:
-                total_images = len(subject.images)
-    else:
-        strategy = subject
     pattern = strategy.pattern
     table = _tag_table(strategy, counts, total_images)
     traits, context, flaws = table["trait"], table["context"], table["flaw"]

@@ -6,23 +6,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 
+from tui.core.buckets import BUCKETS, PATTERNS, REMOVED_BY_PATTERN, UNSORTED
 from tui.core.captions import format_caption
 
-BUCKETS = ("trait", "context", "flaw", "drop")
-UNSORTED = "unsorted"
-PATTERNS = ("keep-all", "absorb", "traits-only")
+# Re-exported: the bucket and pattern names have always been importable from here.
+__all__ = [
+    "BUCKETS",
+    "ORDERS",
+    "PATTERNS",
+    "REMOVED_BY_PATTERN",
+    "UNSORTED",
+    "UNSORTED_MODES",
+    "CaptionFormat",
+    "Renderer",
+    "Strategy",
+    "TagFate",
+    "render",
+]
+
 UNSORTED_MODES = ("keep", "drop")
 ORDERS = ("source", "alphabetical", "frequency")
-
-# Which buckets each pattern removes from the caption (tagging.md, "Patterns").
-REMOVED_BY_PATTERN: dict[str, frozenset[str]] = {
-    "keep-all": frozenset({"drop"}),
-    "absorb": frozenset({"trait", "drop"}),
-    "traits-only": frozenset({"context", "drop"}),
-}
 
 
 @dataclass(frozen=True)
@@ -105,15 +111,9 @@ class Strategy:
         """The tag that `tag` is written as (itself when it has no alias)."""
         return self.alias_index.get(tag.casefold(), tag)
 
-    def with_bucket(self, tag: str, bucket: str) -> Strategy:
-        """A copy with `tag` moved to `bucket` (`unsorted` removes it from every bucket)."""
-        key = tag.casefold()
-        buckets = {t: b for t, b in self.buckets.items() if t.casefold() != key}
-        if bucket != UNSORTED:
-            if bucket not in BUCKETS:
-                raise ValueError(f"unknown bucket {bucket!r}")
-            buckets[tag] = bucket
-        return replace(self, buckets=buckets)
+    def effective_bucket(self, tag: str) -> str:
+        """The bucket a source tag counts in: that of the tag it is written as (its alias)."""
+        return self.bucket_of(self.alias_of(tag))
 
     def tags_in(self, bucket: str) -> list[str]:
         """Tags of one bucket, in the order they were added."""
@@ -168,12 +168,12 @@ class Renderer:
         self.concept = concept
         self.frequency = frequency or {}
         self._fates: dict[str, TagFate] = {}
-        self._buckets = strategy.bucket_index
+        # Inside a concept its own buckets come first (`fate`).
+        self._concept_buckets = concept.bucket_index if concept is not None else {}
         pattern = strategy.pattern
         # The character trigger, then the concept's: each once, first in the caption.
         triggers = [strategy.trigger]
         if concept is not None:
-            self._buckets = {**self._buckets, **concept.bucket_index}
             pattern = concept.pattern or pattern
             triggers.append(concept.trigger)
         self.triggers: list[str] = []
@@ -181,7 +181,6 @@ class Renderer:
             if trigger and trigger.casefold() not in {t.casefold() for t in self.triggers}:
                 self.triggers.append(trigger)
         self.pattern = pattern
-        self._aliases = strategy.alias_index
         self._removed = REMOVED_BY_PATTERN[pattern]
         self._keep_unsorted = strategy.unsorted == "keep"
         self._trigger_keys = {t.casefold() for t in self.triggers}
@@ -190,8 +189,9 @@ class Renderer:
         """The bucket of a source tag and whether the caption keeps it."""
         hit = self._fates.get(tag)
         if hit is None:
-            written = self._aliases.get(tag.casefold(), tag)
-            bucket = self._buckets.get(written.casefold(), UNSORTED)
+            strategy = self.strategy
+            written = strategy.alias_of(tag)
+            bucket = self._concept_buckets.get(written.casefold()) or strategy.bucket_of(written)
             kept = self._keep_unsorted if bucket == UNSORTED else bucket not in self._removed
             hit = TagFate(written, bucket, kept)
             self._fates[tag] = hit
@@ -236,7 +236,8 @@ def render(
     frequency: Mapping[str, int] | None = None,
     concept: Concept | None = None,
 ) -> str:
-    """Render one image's caption: the bucket × pattern table of tagging.md, trigger first.
+    """Render one image's caption: the bucket × pattern table (tui/core/buckets.py, explained
+    in tui/ARCHITECTURE.md, "The domain"), trigger first.
 
     Returns the file's text (one line ending in LF), or "" when no tag is left: such an image
     is reported as an "empty caption" and its file is never written.

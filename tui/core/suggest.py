@@ -129,7 +129,7 @@ def suggest_buckets(
 
     ``counts`` maps each tag of the dataset to the number of images it is on (as
     ``Workspace.tag_counts()`` gives it) and ``total_images`` is the number of images. A tag
-    is unsorted when ``strategy.bucket_of(strategy.alias_of(tag))`` is ``"unsorted"``; the
+    is unsorted when ``strategy.effective_bucket(tag)`` is ``"unsorted"``; the
     result has one entry for each, keyed like ``counts``, and none for the other tags.
 
     Rules of the profile (``strategy.suggest``: bucket → globs) are tried in the order the

@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+# A family may suggest any bucket (``unsorted`` is never suggested).
+from tui.core.buckets import BUCKETS
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-BUCKETS: tuple[str, ...] = ("trait", "context", "flaw", "drop")
-"""Buckets a family may suggest (``unsorted`` is never suggested)."""
 
 DATA_PACKAGE = "tui.core.data"
 DATA_FILE = "tag_families.toml"

@@ -722,7 +722,7 @@ class Workspace:
         strategy = self.strategy
         counts = self.tag_counts()
         return sorted(
-            (t for t in counts if strategy.bucket_of(strategy.alias_of(t)) == UNSORTED),
+            (t for t in counts if strategy.effective_bucket(t) == UNSORTED),
             key=lambda t: (-counts[t], t.casefold()),
         )
 

@@ -26,7 +26,6 @@ class PromptScreen(ModalScreen[str | None]):
         title: str,
         value: str = "",
         suggestions: list[str] | None = None,
-        placeholder: str = "",
     ) -> None:
         super().__init__()
         self.title_text = title

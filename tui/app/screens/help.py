@@ -9,33 +9,41 @@ from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
 from tui.app.bindings import APP_BINDINGS, BUILTIN_KEYS, LIST_BINDINGS
+from tui.core.buckets import ALL_BUCKETS, BUCKETS, PATTERN_TABLE
 from tui.core.text import safe_text
 
-CONCEPTS = """
-## Buckets (one key per tag, dataset-wide)
-| bucket | what it means |
-|---|---|
-| **T** trait | the character's permanent look: what the LoRA should learn |
-| **C** context | what varies between images and should stay promptable |
-| **F** flaw | defects (blurry, watermark...): kept on their own tag, prompt them away |
-| **D** drop | never written (rating tags, wrong guesses) |
-| **·** unsorted | not decided yet: the profile's `unsorted` setting says keep or drop |
 
-## Patterns (`P` cycles)
-| | trait | context | flaw |
-|---|---|---|---|
-| **keep-all** | kept | kept | kept |
-| **absorb** | removed: the trigger absorbs it | kept | kept |
-| **traits-only** | kept | removed | kept |
-
-- **keep-all**: every feature learned weakly and separately; the trigger alone does little.
-- **absorb**: the trigger alone reproduces the whole look. Do not prompt absorbed traits again:
-  they stack (the four-ears case).
-- **traits-only**: each trait tag can be summoned alone; the trigger alone has little effect.
-
-The trigger is always the first tag, exactly once. Nothing is lost: the original captions are
-kept in `.lora-curator/` and `lora-curator restore` puts them back byte for byte.
-"""
+def concepts() -> str:
+    """What buckets and patterns do, as Markdown, from the core's tables."""
+    lines = [
+        "",
+        "## Buckets (one key per tag, dataset-wide)",
+        "| bucket | what it means |",
+        "|---|---|",
+        *(f"| **{b.letter}** {b.name} | {b.meaning} |" for b in ALL_BUCKETS),
+        "",
+        "## Patterns (`P` cycles)",
+    ]
+    # Columns: the buckets some pattern keeps (one every pattern removes says nothing).
+    shown = [b for b in BUCKETS if any(b not in p.removes for p in PATTERN_TABLE)]
+    lines += ["| | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
+    for p in PATTERN_TABLE:
+        cells = [
+            ("removed" + (f": {p.why_removed}" if p.why_removed else ""))
+            if b in p.removes
+            else "kept"
+            for b in shown
+        ]
+        lines.append(f"| **{p.name}** | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- **{p.name}**: {p.meaning}" for p in PATTERN_TABLE]
+    lines += [
+        "",
+        "The trigger is always the first tag, exactly once. Nothing is lost: the original "
+        "captions are kept in `.lora-curator/` and `lora-curator restore` puts them back "
+        "byte for byte.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def key_table(keymap: dict[str, str]) -> str:
@@ -55,7 +63,7 @@ def key_table(keymap: dict[str, str]) -> str:
         lines.append(f"| `{shown}` | {binding.description} |")
     for keys, what in BUILTIN_KEYS:
         lines.append(f"| `{keys}` | {what} |")
-    return "\n".join(lines) + "\n" + CONCEPTS
+    return "\n".join(lines) + "\n" + concepts()
 
 
 class HelpScreen(ModalScreen[None]):

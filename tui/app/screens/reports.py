@@ -1,5 +1,6 @@
 """Read-only reports over the dataset: diagnostics (findings naming images) and the prompt
-guide. Diagnostics measure images off the UI thread; the results come back by message."""
+guide. Diagnostics measure images off the UI thread; progress and findings come back by
+message (tui/app/messages.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Markdown, OptionList
 from textual.widgets.option_list import Option
 
-from tui.core.checks import Finding, measure_images, run_checks
+from tui.app.messages import FindingsReady, MeasureProgress
+from tui.core.checks import Finding, run_checks
+from tui.core.measures import measure_images
 from tui.core.text import safe_text
 from tui.core.workspace import Workspace
 
@@ -42,16 +45,20 @@ class DiagnosticsScreen(ModalScreen[str | None]):
     @work(thread=True, exclusive=True, group="diagnostics")
     def _run(self) -> None:
         def progress(done: int, total: int) -> None:
-            self.app.call_from_thread(self._progress, done, total)
+            # Posting does not wait for the screen: at most ~200 updates, not one per image.
+            if done == total or done % max(1, total // 200) == 0:
+                self.post_message(MeasureProgress(done, total))
 
         measures = measure_images(self.ws, progress)
-        findings = run_checks(self.ws, measures)
-        self.app.call_from_thread(self._show, findings)
+        self.post_message(FindingsReady(run_checks(self.ws, measures)))
 
-    def _progress(self, done: int, total: int) -> None:
-        self.query_one("#diagnostics-progress", Label).update(f"measuring images… {done}/{total}")
+    def on_measure_progress(self, message: MeasureProgress) -> None:
+        self.query_one("#diagnostics-progress", Label).update(
+            f"measuring images… {message.done}/{message.total}"
+        )
 
-    def _show(self, findings: list[Finding]) -> None:
+    def on_findings_ready(self, message: FindingsReady) -> None:
+        findings = message.findings
         self.findings = findings
         problems = sum(f.severity == "problem" for f in findings)
         summary = (

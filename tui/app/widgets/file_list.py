@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from tui.app.themes import bucket_variable
 from tui.app.widgets.virtual_list import VirtualList
 from tui.core.strategy import UNSORTED
 from tui.core.text import safe_text
@@ -23,10 +24,8 @@ class FileList(VirtualList[str]):
     def unsorted_count(self, image: str) -> int:
         ws = self.workspace
         assert ws is not None
-        strategy = ws.strategy
-        return sum(
-            1 for t in ws.image_tags(image) if strategy.bucket_of(strategy.alias_of(t)) == UNSORTED
-        )
+        bucket = ws.strategy.effective_bucket
+        return sum(1 for t in ws.image_tags(image) if bucket(t) == UNSORTED)
 
     def row_text(self, row: str, width: int) -> Text:
         ws = self.workspace
@@ -43,5 +42,5 @@ class FileList(VirtualList[str]):
         name = shown if len(shown) <= name_width else "…" + shown[-(name_width - 1) :]
         text.append(name.ljust(name_width))
         text.append(" ")
-        text.append(count, style=self.theme_style("bucket-unsorted", "bold"))
+        text.append(count, style=self.theme_style(bucket_variable(UNSORTED), "bold"))
         return text

@@ -16,6 +16,7 @@ from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
+from tui.app.messages import PreviewBuilt
 from tui.core.preview import PreviewError, fit_size, load_preview
 from tui.core.text import safe_text
 
@@ -40,8 +41,10 @@ class PreviewPane(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
         self.root: Path | None = None
-        self.image: str | None = None
-        self.neighbours: list[str] = []
+        # What the app last asked to show (the current image is the app's; this is only
+        # what the pane draws, or waits for, and its neighbours to prefetch).
+        self._shown: str | None = None
+        self._neighbours: list[str] = []
         self.pending = False
         self._cache: OrderedDict[CacheKey, RenderableType] = OrderedDict()
         self._timer: Timer | None = None
@@ -56,8 +59,10 @@ class PreviewPane(Static):
         return (image, w, h)
 
     def show(self, image: str | None, neighbours: list[str] | None = None) -> None:
-        self.image = image
-        self.neighbours = neighbours or []
+        """Draw `image` (from the cache at once, else after a short debounce, off the UI
+        thread) and prefetch `neighbours`."""
+        self._shown = image
+        self._neighbours = neighbours or []
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
@@ -80,18 +85,22 @@ class PreviewPane(Static):
         )
         self._timer = self.set_timer(DEBOUNCE_SECONDS, self._start)
 
+    def drawn(self, image: str | None) -> bool:
+        """Whether the pane shows `image`'s preview (not a placeholder)."""
+        return image is not None and image == self._shown and not self.pending
+
     def on_resize(self) -> None:
-        if self.image is not None:
-            self.show(self.image, self.neighbours)
+        if self._shown is not None:
+            self.show(self._shown, self._neighbours)
 
     def _start(self) -> None:
         self._timer = None
-        if self.root is not None and self.image is not None:
-            self._build([self.image, *self.neighbours], self._box())
+        if self.root is not None and self._shown is not None:
+            self._build([self._shown, *self._neighbours], self._box())
 
     def _prefetch(self) -> None:
         self._timer = None
-        todo = [n for n in self.neighbours if self._key(n) not in self._cache]
+        todo = [n for n in self._neighbours if self._key(n) not in self._cache]
         if todo and self.root is not None:
             self._build(todo, self._box())
 
@@ -105,17 +114,17 @@ class PreviewPane(Static):
             key = (image, box[0], box[1])
             if key in self._cache:
                 continue
-            renderable = build_preview(self.root / image, image, box)
-            self.app.call_from_thread(self._store, key, renderable)
+            self.post_message(PreviewBuilt(key, build_preview(self.root / image, image, box)))
 
-    def _store(self, key: CacheKey, renderable: RenderableType) -> None:
+    def on_preview_built(self, message: PreviewBuilt) -> None:
+        key, renderable = message.key, message.renderable
         self._cache[key] = renderable
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
-        if self.image is not None and key == self._key(self.image):
+        if self._shown is not None and key == self._key(self._shown):
             self.pending = False
             self.update(renderable, layout=False)
-            self.post_message(self.Ready(self.image))
+            self.post_message(self.Ready(self._shown))
 
 
 def build_preview(path: Path, label: str, box: tuple[int, int]) -> RenderableType:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 from rich.text import Text
 
+from tui.app.themes import bucket_variable
 from tui.app.widgets.virtual_list import VirtualList
-from tui.core.strategy import UNSORTED
+from tui.core.buckets import BUCKET_BY_NAME, UNSORTED
 from tui.core.suggest import Suggestion
 from tui.core.text import safe_text
 from tui.core.workspace import Workspace
-
-BUCKET_LETTERS = {"trait": "T", "context": "C", "flaw": "F", "drop": "D", UNSORTED: "·"}
 
 
 class TagList(VirtualList[str]):
@@ -24,31 +23,35 @@ class TagList(VirtualList[str]):
         super().__init__(id=id)
         self.workspace: Workspace | None = None
         self.dataset_view = False
-        self.image: str | None = None
+        # In the image view: the rows removed from the image shown (struck through).
+        self.removed: Collection[str] = frozenset()
         self.suggestions: Mapping[str, Suggestion] = {}
 
+    def show_image_tags(
+        self, rows: Sequence[str], removed: Collection[str], keep: str | None = None
+    ) -> None:
+        """The image view's rows: the image's tags, `removed` the ones removed from it."""
+        self.removed = removed
+        self.set_rows(rows, keep=keep)
+
     def bucket_style(self, bucket: str, extra: str = "") -> str:
-        return self.theme_style(f"bucket-{bucket}", extra)
+        return self.theme_style(bucket_variable(bucket), extra)
 
     def row_text(self, row: str, width: int) -> Text:
         ws = self.workspace
         if ws is None:
             return Text(safe_text(row))
-        strategy = ws.strategy
-        bucket = strategy.bucket_of(strategy.alias_of(row))
+        bucket = ws.strategy.effective_bucket(row)
         counts = ws.tag_counts()
         total = len(ws.images) or 1
         n = counts.get(row, 0)
-        removed = False
-        if not self.dataset_view and self.image is not None:
-            edits = ws.state.image_edits.get(self.image)
-            removed = edits is not None and row.casefold() in edits.removed
+        removed = not self.dataset_view and row in self.removed
         text = Text()
-        letter = f" {BUCKET_LETTERS[bucket]} "
+        letter = f" {BUCKET_BY_NAME[bucket].letter} "
         suggestion = self.suggestions.get(row) if bucket == UNSORTED else None
         if suggestion is not None:
             # A ghost: the suggested bucket's letter, lower case and dim, until accepted (s).
-            ghost = f" {BUCKET_LETTERS[suggestion.bucket].lower()} "
+            ghost = f" {BUCKET_BY_NAME[suggestion.bucket].letter.lower()} "
             text.append(ghost, style=self.bucket_style(suggestion.bucket, "dim italic"))
         elif bucket == UNSORTED:
             text.append(letter, style=self.bucket_style(bucket, "bold"))

@@ -33,16 +33,16 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
 
     cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
 
-    class Highlighted(Message):
-        """The cursor moved to another row."""
+    class Highlighted(Message, Generic[Row]):
+        """The cursor moved to another row (`row`: of the list's row type)."""
 
-        def __init__(self, sender: VirtualList, row: object | None) -> None:
+        def __init__(self, sender: VirtualList[Row], row: Row | None) -> None:
             super().__init__()
             self.list = sender
             self.row = row
 
         @property
-        def control(self) -> VirtualList:
+        def control(self) -> VirtualList[Row]:
             return self.list
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:

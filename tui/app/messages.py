@@ -1,0 +1,79 @@
+"""What workers hand back to the UI thread: one small message per kind of result.
+
+The rule (tui/ARCHITECTURE.md, "How workers talk to the app"): a worker thread never touches
+a widget or the app's state; it posts one of these to the widget or screen that started it
+(`post_message` is thread-safe) and that one's `on_<message>` handler applies it on the UI
+thread. They do not bubble: each is meant for the one that asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.console import RenderableType
+from textual.message import Message
+
+if TYPE_CHECKING:
+    from tui.core.checks import Finding
+    from tui.core.workspace import Workspace
+
+
+class WorkerMessage(Message):
+    """A result from a worker thread, for the one that started it."""
+
+    bubble: ClassVar[bool] = False
+
+
+@dataclass
+class OpenProgress(WorkerMessage):
+    """Opening the dataset: `done` of `total` (0: unknown) in a phase (`scan` or `read`)."""
+
+    phase: str
+    done: int
+    total: int
+
+
+@dataclass
+class DatasetOpened(WorkerMessage):
+    """The dataset is open: the app owns `workspace` from now on."""
+
+    workspace: Workspace
+
+
+@dataclass
+class OpenFailed(WorkerMessage):
+    """The dataset could not be opened; `reason` names the file and what to do."""
+
+    reason: str
+
+
+@dataclass
+class Saved(WorkerMessage):
+    """Captions, profile and guide were saved (`failed`: (path, why) of what was not)."""
+
+    summary: str
+    failed: list[tuple[str, str]]
+
+
+@dataclass
+class PreviewBuilt(WorkerMessage):
+    """One preview was built for a cache key (image, width, height)."""
+
+    key: tuple[str, int, int]
+    renderable: RenderableType
+
+
+@dataclass
+class MeasureProgress(WorkerMessage):
+    """Diagnostics: `done` of `total` images measured."""
+
+    done: int
+    total: int
+
+
+@dataclass
+class FindingsReady(WorkerMessage):
+    """Diagnostics: every finding, images measured."""
+
+    findings: list[Finding]
