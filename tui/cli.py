@@ -418,6 +418,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                     "message": f.message,
                     "images": list(f.images),
                     "tag": f.tag,
+                    # Only on the findings about how a trainer reads the files.
+                    **({"trainer": f.trainer} if f.trainer else {}),
                 }
                 for f in findings
             ]
@@ -487,19 +489,21 @@ def _export_target(ws: Workspace, output: str, force: bool) -> Path:
     return target
 
 
-def _on_disk_empty(ws: Workspace, images: list[str]) -> list[str]:
-    """Of these images, those whose caption file exists and holds no text."""
-    out = []
-    for image in images:
-        entry = ws.by_image[image]
-        if not entry.caption_exists:
-            continue
-        try:
-            data = (ws.root / entry.caption).read_bytes()
-        except OSError:
-            continue
-        if not data.strip():
-            out.append(image)
+def _folder_triggers(ws: Workspace) -> dict[str, list[str]]:
+    """Each image folder's leading triggers: those every one of its images starts with (the
+    character's, and the concept's where the whole folder is one concept)."""
+    out: dict[str, list[str]] = {}
+    for entry in ws.images:
+        folder = entry.image.rsplit("/", 1)[0] if "/" in entry.image else ""
+        lead = ws.leading_triggers(entry.image)
+        common = out.get(folder)
+        if common is None:
+            out[folder] = lead
+        else:
+            n = 0
+            while n < min(len(common), len(lead)) and common[n] == lead[n]:
+                n += 1
+            out[folder] = common[:n]
     return out
 
 
@@ -522,10 +526,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         strategy = ws.strategy
         fmt = strategy.caption
         images = [e.image for e in ws.images]
-        triggers = [strategy.trigger] if strategy.trigger else []
+        triggers = ws.triggers_in_use()
         plan = ExportPlan(
             ws.root,
-            build_subsets(images, fmt.extension, triggers),
+            build_subsets(images, fmt.extension, folder_triggers=_folder_triggers(ws)),
             args.resolution,
             fmt.separator,
             fmt.escape_parentheses,
@@ -543,7 +547,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             )
         # What this trainer will not see, as notes on stderr (the file is written anyway).
         captions = {e.image: c for e, c in ws.render_all()}
-        empty = _on_disk_empty(ws, [i for i, c in captions.items() if not c])
+        empty = ws.empty_on_disk([i for i, c in captions.items() if not c])
         for f in find_unseen(images, fmt.extension, captions, triggers, empty):
             # The export itself takes care of kohya's folder mode and of a comma trigger.
             if f.trainer in ("all", args.trainer) and f.kind not in EXPORT_HANDLES:

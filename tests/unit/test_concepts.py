@@ -332,3 +332,25 @@ def test_concept_edits_are_undoable_and_survive_a_reopen(tmp_path):
         assert [c.name for c in ws.strategy.concepts] == ["school", "casual"]
         with pytest.raises(ValueError, match="no concept named 'extra'"):
             ws.set_buckets([("sweater", "trait")], concept="extra")
+
+
+# ---- hand-off: the export knows each folder's triggers --------------------------------------
+
+
+def test_kohya_export_pins_the_concept_trigger_of_each_folder(tmp_path, capsys):
+    import tomllib
+
+    dataset = make_dataset(tmp_path / "ds")
+    profile = write_profile(tmp_path, "absorb")
+    capsys.readouterr()
+    assert cli.main(["export", "kohya", str(dataset), "--profile", str(profile)]) == 0
+    config = tomllib.loads(capsys.readouterr().out)
+    subsets = {Path(s["image_dir"]).name: s for s in config["datasets"][0]["subsets"]}
+    school = subsets["10_school"]
+    assert (school["class_tokens"], school["keep_tokens"]) == ("kaede, kaede school", 2)
+    assert school["num_repeats"] == 10
+    # 5_casual holds c1 (casual) and c2 (school, by its tag): only the character trigger
+    # leads both, so only it is pinned.
+    casual = subsets["5_casual"]
+    assert (casual["class_tokens"], casual["keep_tokens"]) == ("kaede", 1)
+    assert subsets["extra"]["class_tokens"] == "kaede"

@@ -45,7 +45,7 @@ from tui.core.profile import (
     save_profile,
 )
 from tui.core.store import StateError
-from tui.core.strategy import PATTERNS, UNSORTED, Strategy
+from tui.core.strategy import PATTERNS, UNSORTED, Concept, Strategy
 from tui.core.suggest import suggest_buckets
 from tui.core.text import is_safe, safe_text
 from tui.core.workspace import Workspace
@@ -85,6 +85,7 @@ EDIT_ACTIONS = {
     "accept_suggestion",
     "accept_all_suggestions",
     "diagnostics",
+    "new_concept",
 }
 
 
@@ -122,6 +123,9 @@ class CuratorApp(App[int]):
         self.filter_target: VirtualList[str] | None = None
         self.fatal = ""  # why the app could not open the dataset
         self.not_saved = ""  # why the last change could not be saved ("" = it was)
+        # Bucket keys act on the current image's concept (True) or on the profile (False).
+        self.keys_on_concept = False
+        self.concept_scope = ""  # the concept the file list is narrowed to ("" = none)
         self._footer_shows_disk_keys = False
         self._idle_gc: Timer | None = None
         self._last_key = 0.0  # time.monotonic() of the last key
@@ -286,6 +290,13 @@ class CuratorApp(App[int]):
             (str(len(self.tags.suggestions)), " unsorted"),
             (f"{len(ws.images):,}", " images"),
         ]
+        if s.concepts:
+            concept = ws.concept_of(self.image) if self.image else None
+            parts.append((safe_text(concept.name) if concept else "no concept", ""))
+            target = self._bucket_target()
+            parts.append(("keys→", safe_text(target.name) if target else "profile"))
+            if self.concept_scope:
+                parts.append(("only ", safe_text(self.concept_scope)))
         if self.files.warnings:
             parts.append((str(len(self.files.warnings)), " need a look"))
         if ws.unsaved:
@@ -331,6 +342,7 @@ class CuratorApp(App[int]):
         if ws is None:
             return
         self.image = image
+        self.tags.concept = ws.concept_of(image) if image else None
         if not self.tags.dataset_view:
             self._show_image_tags(image)
         else:
@@ -454,8 +466,9 @@ class CuratorApp(App[int]):
         tag = self.tags.current
         if ws is None or tag is None:
             return
-        # The tag as written (aliases).
-        if not self._change(partial(ws.set_buckets, [(ws.strategy.alias_of(tag), bucket)])):
+        target = self._bucket_target()
+        change = [(ws.strategy.alias_of(tag), bucket)]  # the tag as written (aliases)
+        if not self._change(partial(ws.set_buckets, change, target.name if target else "")):
             return
         self._refresh_all(changed_tags=[tag])
         self._move_to_next_unsorted()
@@ -466,9 +479,10 @@ class CuratorApp(App[int]):
         rows = self.tags.rows
         start = self.tags.cursor
         s = ws.strategy
+        concept = self._bucket_target()
         for offset in range(1, len(rows) + 1):
             i = (start + offset) % len(rows)
-            if s.effective_bucket(rows[i]) == UNSORTED:
+            if s.effective_bucket(rows[i], concept) == UNSORTED:
                 self.tags.cursor = i
                 return
 
@@ -588,6 +602,86 @@ class CuratorApp(App[int]):
         i = PATTERNS.index(ws.strategy.pattern)
         if self._change(partial(ws.set_pattern, PATTERNS[(i + 1) % len(PATTERNS)])):
             self._refresh_all()
+
+    # ---- concepts (several outfits) ---------------------------------------------------------
+
+    def _bucket_target(self) -> Concept | None:
+        """The concept the bucket keys act on (None: the profile's buckets)."""
+        ws = self.ws
+        if ws is None or not self.keys_on_concept or self.image is None:
+            return None
+        return ws.concept_of(self.image)
+
+    def action_toggle_bucket_target(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        if not ws.strategy.concepts:
+            self.notify("no concepts yet: N makes one from the current image's folder")
+            return
+        self.keys_on_concept = not self.keys_on_concept
+        target = self._bucket_target()
+        if self.keys_on_concept and target is None:
+            self.notify("bucket keys act on the image's concept; this image is in none")
+        self._update_status()
+
+    def action_cycle_concept_scope(self) -> None:
+        """Narrow the file list to one concept's images, then the next, then all."""
+        ws = self.ws
+        if ws is None:
+            return
+        names = [c.name for c in ws.strategy.concepts]
+        if not names:
+            self.notify("no concepts yet: N makes one from the current image's folder")
+            return
+        order = ["", *names]
+        following = order[(order.index(self.concept_scope) + 1) % len(order)]
+        self.concept_scope = following if following in names else ""
+        if self.concept_scope:
+            scope = {
+                e.image
+                for e in ws.images
+                if (c := ws.concept_of(e.image)) is not None and c.name == self.concept_scope
+            }
+            self.files.set_scope(scope)
+        else:
+            self.files.set_scope(None)
+        self._show_image(self.files.current)
+
+    def action_new_concept(self) -> None:
+        """A concept made of the current image's folder, with the trigger the user gives."""
+        ws = self.ws
+        if ws is None or self.image is None:
+            return
+        folder = self.image.rsplit("/", 1)[0] if "/" in self.image else ""
+        if not folder:
+            self.notify(
+                "this image is in the dataset's top folder: put an outfit's images in a "
+                "folder of their own (e.g. 10_school) to make it a concept"
+            )
+            return
+        last = folder.rsplit("/", 1)[-1]
+        name = last.split("_", 1)[1] if last.split("_", 1)[0].isdigit() and "_" in last else last
+        if ws.strategy.concept_named(name) is not None:
+            self.notify(f"a concept named {safe_text(name)} exists already")
+            return
+
+        def done(value: str | None) -> None:
+            ws = self.ws
+            if value is None or ws is None or not value.strip():
+                return
+            concept = Concept(name=name, trigger=value.strip(), folders=(folder,))
+            if self._change(partial(ws.add_concept, concept)):
+                self.notify(
+                    f"concept {safe_text(name)} made of {safe_text(folder)}/ (ctrl+z undoes); "
+                    "C makes the bucket keys act on it"
+                )
+                self._refresh_all()
+
+        self.push_screen(
+            PromptScreen(f"Trigger of the new concept {safe_text(name)} ({safe_text(folder)}/)"),
+            done,
+        )
 
     def action_edit_trigger(self) -> None:
         ws = self.ws

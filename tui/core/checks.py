@@ -58,6 +58,14 @@ KINDS = (
     "concept-inconsistent-trait",
     "concept-shared-trait",
     "concept-balance",
+    # How the trainers will read the files (tui/core/trainers.py).
+    "unread-image",
+    "kohya-folder-mode",
+    "read-twice",
+    "caption-extension",
+    "weighted-comma",
+    "trigger-comma",
+    "empty-caption-file",
 )
 """Every kind of finding, in the order `run_checks` reports them."""
 
@@ -87,6 +95,7 @@ class Finding:
     message: str
     images: tuple[str, ...]
     tag: str = ""
+    trainer: str = ""  # a finding about how a trainer reads the files: which ("all": every one)
 
 
 def thresholds(strategy: Strategy) -> dict[str, float]:
@@ -497,14 +506,44 @@ def find_problems(
 
 
 def run_checks(ws: Workspace, measures: Mapping[str, ImageMeasure] | None = None) -> list[Finding]:
-    """:func:`find_problems` on a workspace: its working strategy, images and their tags."""
-    return find_problems(
+    """:func:`find_problems` on a workspace (its working strategy, images and their tags),
+    and what the trainers will not see of it (:func:`trainer_findings`)."""
+    findings = find_problems(
         ws.strategy,
         ws.images,
         {e.image: ws.image_tags(e.image) for e in ws.images},
         ws.scan.collisions,
         measures,
     )
+    findings += trainer_findings(ws)
+    order = {kind: n for n, kind in enumerate(KINDS)}
+    findings.sort(key=lambda f: order[f.kind])
+    return findings
+
+
+def trainer_findings(ws: Workspace) -> list[Finding]:
+    """What kohya, OneTrainer, SimpleTuner and ai-toolkit will read differently from what the
+    curator shows: images they skip, a caption extension they ignore, a weighted tag with a
+    comma inside, a trigger with a comma, a caption file left empty."""
+    from tui.core.trainers import find_unseen, repeats_prefix
+
+    captions = {e.image: c for e, c in ws.render_all()}
+    empty = ws.empty_on_disk([i for i, c in captions.items() if not c])
+    # kohya's folder mode matters only to a dataset laid out for it (an `N_` folder on top).
+    folder_mode = any(
+        "/" in e.image and repeats_prefix(e.image.split("/", 1)[0]) for e in ws.images
+    )
+    return [
+        Finding(f.kind, f.severity, f.message, f.images, f.tag, f.trainer)
+        for f in find_unseen(
+            [e.image for e in ws.images],
+            ws.strategy.caption.extension,
+            captions,
+            ws.triggers_in_use(),
+            empty,
+        )
+        if folder_mode or f.kind != "kohya-folder-mode"
+    ]
 
 
 def has_problem(findings: Iterable[Finding]) -> bool:

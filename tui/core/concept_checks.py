@@ -7,14 +7,12 @@ concepts of each image) so that they are tested without a dataset on disk.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from tui.core.export import folder_repeats
 from tui.core.strategy import Concept, Strategy
 
-# A kohya subset folder `10_school` repeats its images 10 times per epoch.
-_REPEATS = re.compile(r"^(\d+)_")
 # A concept outweighing another by more than this (images × repeats) dominates the trigger.
 BALANCE_RATIO = 3.0
 # A trait of one concept on at least this share of another concept's images is shared.
@@ -30,14 +28,6 @@ class ConceptFinding:
     message: str
     images: tuple[str, ...]
     tag: str = ""
-
-
-def folder_repeats(image: str) -> int:
-    """The repeats of the kohya subset folder holding an image (`10_school/a.png` → 10;
-    1 without an `N_` prefix)."""
-    parent = image.rsplit("/", 1)[0] if "/" in image else ""
-    match = _REPEATS.match(parent.rsplit("/", 1)[-1])
-    return int(match.group(1)) if match else 1
 
 
 def _names(concepts: Iterable[Concept]) -> str:
@@ -162,7 +152,9 @@ def _balance(strategy: Strategy, members: Mapping[str, list[str]]) -> list[Conce
     """A concept with more than `BALANCE_RATIO` × another's images × repeats dominates what
     the character trigger learns."""
     weight = {
-        c.name: sum(folder_repeats(i) for i in members[c.name])
+        c.name: sum(
+            folder_repeats(i.rsplit("/", 1)[0] if "/" in i else "") for i in members[c.name]
+        )
         for c in strategy.concepts
         if members[c.name]
     }

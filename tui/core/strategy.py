@@ -111,9 +111,15 @@ class Strategy:
         """The tag that `tag` is written as (itself when it has no alias)."""
         return self.alias_index.get(tag.casefold(), tag)
 
-    def effective_bucket(self, tag: str) -> str:
-        """The bucket a source tag counts in: that of the tag it is written as (its alias)."""
-        return self.bucket_of(self.alias_of(tag))
+    def effective_bucket(self, tag: str, concept: Concept | None = None) -> str:
+        """The bucket a source tag counts in: that of the tag it is written as (its alias),
+        inside `concept` the concept's when it names the tag."""
+        written = self.alias_of(tag)
+        if concept is not None:
+            own = concept.bucket_index.get(written.casefold())
+            if own is not None:
+                return own
+        return self.bucket_of(written)
 
     def tags_in(self, bucket: str) -> list[str]:
         """Tags of one bucket, in the order they were added."""
@@ -168,8 +174,6 @@ class Renderer:
         self.concept = concept
         self.frequency = frequency or {}
         self._fates: dict[str, TagFate] = {}
-        # Inside a concept its own buckets come first (`fate`).
-        self._concept_buckets = concept.bucket_index if concept is not None else {}
         pattern = strategy.pattern
         # The character trigger, then the concept's: each once, first in the caption.
         triggers = [strategy.trigger]
@@ -189,9 +193,8 @@ class Renderer:
         """The bucket of a source tag and whether the caption keeps it."""
         hit = self._fates.get(tag)
         if hit is None:
-            strategy = self.strategy
-            written = strategy.alias_of(tag)
-            bucket = self._concept_buckets.get(written.casefold()) or strategy.bucket_of(written)
+            written = self.strategy.alias_of(tag)
+            bucket = self.strategy.effective_bucket(tag, self.concept)
             kept = self._keep_unsorted if bucket == UNSORTED else bucket not in self._removed
             hit = TagFate(written, bucket, kept)
             self._fates[tag] = hit

@@ -717,6 +717,31 @@ class Workspace:
         renderer = self.renderer()
         return [(e, renderer.render(self.image_tags(e.image))) for e in self.images]
 
+    def leading_triggers(self, image: str) -> list[str]:
+        """The triggers that lead this image's caption: the character's, then its concept's."""
+        return list(self.renderer_for(image).triggers)
+
+    def triggers_in_use(self) -> list[str]:
+        """Every trigger a caption can start with (the character's and each concept's)."""
+        found = [self.strategy.trigger, *(c.trigger for c in self.strategy.concepts)]
+        return [t for t in dict.fromkeys(found) if t]
+
+    def empty_on_disk(self, images: Iterable[str]) -> list[str]:
+        """Of these images, those whose caption file exists and holds nothing but blanks (a
+        trainer such as kohya stops on it)."""
+        out = []
+        for image in images:
+            entry = self.by_image[image]
+            if not entry.caption_exists:
+                continue
+            try:
+                data = _read_file(str(self.root / entry.caption))
+            except OSError:
+                continue
+            if not data.strip():
+                out.append(image)
+        return out
+
     def unsorted_tags(self) -> list[str]:
         """Tags of the dataset in no bucket (after aliases), most frequent first."""
         strategy = self.strategy

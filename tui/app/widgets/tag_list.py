@@ -9,6 +9,7 @@ from rich.text import Text
 from tui.app.themes import bucket_variable
 from tui.app.widgets.virtual_list import VirtualList
 from tui.core.buckets import BUCKET_BY_NAME, UNSORTED
+from tui.core.strategy import Concept
 from tui.core.suggest import Suggestion
 from tui.core.text import safe_text
 from tui.core.workspace import Workspace
@@ -26,6 +27,8 @@ class TagList(VirtualList[str]):
         # In the image view: the rows removed from the image shown (struck through).
         self.removed: Collection[str] = frozenset()
         self.suggestions: Mapping[str, Suggestion] = {}
+        # The concept whose buckets the image view shows (None: the profile's).
+        self.concept: Concept | None = None
 
     def show_image_tags(
         self, rows: Sequence[str], removed: Collection[str], keep: str | None = None
@@ -41,7 +44,7 @@ class TagList(VirtualList[str]):
         ws = self.workspace
         if ws is None:
             return Text(safe_text(row))
-        bucket = ws.strategy.effective_bucket(row)
+        bucket = ws.strategy.effective_bucket(row, None if self.dataset_view else self.concept)
         counts = ws.tag_counts()
         total = len(ws.images) or 1
         n = counts.get(row, 0)

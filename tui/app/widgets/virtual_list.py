@@ -3,7 +3,7 @@ rows, so the file list and the dataset's tag list stay fast at 100k rows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Generic, TypeVar
 
 from rich.segment import Segment
@@ -50,6 +50,8 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
         self._all: Sequence[Row] = []
         self.rows: Sequence[Row] = []
         self.filter_text = ""
+        # Rows outside the scope are hidden, whatever the filter (None: every row).
+        self.scope: Collection[Row] | None = None
         self._line_cache: dict[int, Strip] = {}
         self._base_style = Style()
         self._cursor_style = Style()
@@ -72,12 +74,21 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
         self.filter_text = text
         self._apply_filter(self.current)
 
+    def set_scope(self, scope: Collection[Row] | None) -> None:
+        """Show only these rows (None: all of them); the filter narrows them further."""
+        self.scope = scope
+        self._apply_filter(self.current)
+
     def _apply_filter(self, current: Row | None) -> None:
         needle = self.filter_text.casefold().strip()
+        rows = self._all
+        if self.scope is not None:
+            scope = self.scope
+            rows = [r for r in rows if r in scope]
         if needle:
-            self.rows = [r for r in self._all if self.row_matches(r, needle)]
+            self.rows = [r for r in rows if self.row_matches(r, needle)]
         else:
-            self.rows = self._all
+            self.rows = rows
         self.virtual_size = Size(self.size.width, len(self.rows))
         index = 0
         if current is not None:
