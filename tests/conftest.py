@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tui import cli
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_dataset"
 
@@ -101,5 +103,22 @@ def run_cli(isolated_config: Path) -> Callable[..., subprocess.CompletedProcess[
             encoding="utf-8",
             timeout=60,
         )
+
+    return run
+
+
+@pytest.fixture
+def cli_main(capsys) -> Callable[..., tuple[int, str, str]]:
+    """`lora-curator ARGS...` in this process (so monkeypatches apply): (exit code, stdout,
+    stderr)."""
+
+    def run(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = cli.main([os.fspath(a) for a in args])
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
 
     return run

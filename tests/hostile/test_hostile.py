@@ -30,7 +30,6 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from tui import cli
 from tui.app.widgets.preview import build_preview
 from tui.core.captions import decode_caption, parse_tags
 from tui.core.dataset import STATE_DIR
@@ -46,22 +45,6 @@ KD = 'schema = 1\nname = "kd"\ntrigger = "kd"\n'
 
 
 # ---- running the CLI and watching the tree ----------------------------------------------------
-
-
-@pytest.fixture
-def cli_main(capsys) -> Callable[..., tuple[int, str, str]]:
-    """`lora-curator ARGS...` in this process (so monkeypatches apply): (code, out, err)."""
-
-    def run(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = cli.main([os.fspath(a) for a in args])
-        except SystemExit as exc:  # argparse's usage errors
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def changed_paths(before: dict, after: dict) -> set[str]:

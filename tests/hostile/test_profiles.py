@@ -18,28 +18,11 @@ import pytest
 
 from tests.app.conftest import settle
 from tests.hostile.test_hostile import changed_paths
-from tui import cli
 from tui.app.app import CuratorApp
 from tui.app.config import load_config
 from tui.core.profile import library_dir
 
 DEEP = 5000  # far past tomllib's recursion limit
-
-
-@pytest.fixture
-def cli_main(capsys):
-    """`lora-curator ARGS...` in this process: (exit code, stdout, stderr)."""
-
-    def run(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = cli.main([os.fspath(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def checks(key: str, value: str) -> str:

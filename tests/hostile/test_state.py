@@ -50,22 +50,6 @@ CAPTIONS = {
 # ---- running the CLI, watching the tree --------------------------------------------------------
 
 
-@pytest.fixture
-def cli_main(capsys) -> Callable[..., tuple[int, str, str]]:
-    """`lora-curator ARGS...` in this process: (code, stdout, stderr)."""
-
-    def run(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = cli.main([os.fspath(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 def outside_state(root: Path) -> dict:
     """The tree's bytes, modes and mtimes, without `.lora-curator/` (and its backups)."""
     return {

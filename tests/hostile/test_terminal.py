@@ -22,7 +22,6 @@ import pytest
 from tests.app.conftest import settle
 from tests.conftest import write_dataset
 from tests.hostile.test_hostile import changed_paths
-from tui import cli
 from tui.app.app import CuratorApp
 from tui.app.config import load_config
 from tui.core.profile import load_profile
@@ -62,22 +61,6 @@ def evil_dataset(root: Path) -> Path:
             f"d{CSI}.jpg": None,
         },
     )
-
-
-@pytest.fixture
-def cli_main(capsys):
-    """`lora-curator ARGS...` in this process: (exit code, stdout, stderr)."""
-
-    def run(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = cli.main([os.fspath(a) for a in args])
-        except SystemExit as exc:  # argparse's usage errors
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

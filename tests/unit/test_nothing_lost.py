@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from tui import cli
 from tui.core import writer
 from tui.core.profile import strategy_to_dict
 from tui.core.store import DatasetLockedError, content_hash
@@ -46,19 +45,6 @@ def observe(ws: Workspace) -> dict[str, Any]:
         "sources": {e.image: ws.source_tags(e.image) for e in ws.images},
         "captions": {e.image: ws.caption_for(e.image) for e in ws.images},
     }
-
-
-@pytest.fixture
-def cli_main(capsys):
-    """`lora-curator ARGS...` in this process (monkeypatches apply): (code, out, err)."""
-
-    def run(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = cli.main([os.fspath(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def kd_profile(tmp_path: Path) -> Path:
