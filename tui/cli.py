@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -89,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile_option(p)
     p.add_argument("--pattern", choices=PATTERNS)
     p.add_argument("--trigger", metavar="W")
+    p.add_argument(
+        "--general-threshold",
+        type=_fraction,
+        metavar="X",
+        help="tagger scores: keep general tags at or above X (0..1), for this run",
+    )
+    p.add_argument(
+        "--character-threshold",
+        type=_fraction,
+        metavar="X",
+        help="tagger scores: keep character tags at or above X (0..1), for this run",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="write nothing; print each image's caption"
     )
@@ -249,6 +262,32 @@ def _load_profile_arg(ref: str | None) -> tuple[Strategy | None, str]:
     return load_profile(path), str(path)
 
 
+def _fraction(text: str) -> float:
+    """A threshold argument: a number between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # nan fails too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1")
+    return value
+
+
+def _with_thresholds(
+    strategy: Strategy, general: float | None, character: float | None
+) -> Strategy:
+    """The strategy with the `--general-threshold`/`--character-threshold` of the command
+    (fixed thresholds: giving one is asking for it, so `mode = "mcut"` yields)."""
+    if general is None and character is None:
+        return strategy
+    tagger = replace(strategy.tagger, mode="fixed")
+    if general is not None:
+        tagger = replace(tagger, general_threshold=general)
+    if character is not None:
+        tagger = replace(tagger, character_threshold=character)
+    return replace(strategy, tagger=tagger)
+
+
 def _with_overrides(strategy: Strategy, pattern: str | None, trigger: str | None) -> Strategy:
     if pattern is not None:
         strategy = replace(strategy, pattern=pattern)
@@ -287,6 +326,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 "(a file or a library name), or curate the dataset in the app first"
             )
         strategy = _with_overrides(ws.strategy, args.pattern, args.trigger)
+        strategy = _with_thresholds(strategy, args.general_threshold, args.character_threshold)
         _report_problems(ws)
         if args.dry_run:
             ws.state.strategy = strategy

@@ -370,3 +370,11 @@ class ScoreStore:
             ]
             triples.sort(key=lambda t: (-t[2], t[0]))
             yield str(image), triples
+
+    def packed_scores(self, model: int) -> Iterable[tuple[str, bytes]]:
+        """Every image tagged by `model` with its BLOB of packed pairs as stored (decode with
+        `decode_pairs` and `is_wide`): what the curator keeps in memory, a few bytes a tag."""
+        for image, blob in self._conn.execute(
+            "SELECT image, pairs FROM scores WHERE model=?", (model,)
+        ):
+            yield str(image), bytes(blob)

@@ -15,7 +15,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from tui.core.captions import TagParser, decode_caption
+from tui.core.captions import TagParser, decode_caption, normalize_tag
 from tui.core.dataset import (
     IMAGE_EXTENSIONS,
     STATE_DIR,
@@ -34,8 +34,15 @@ from tui.core.profile import (
     strategy_from_dict,
     strategy_to_dict,
 )
+from tui.core.scores import SCORES_FILE, ScoreStore, ScoreStoreError, decode_pairs
 from tui.core.store import Edit, Store, content_hash
 from tui.core.strategy import BUCKETS, PATTERNS, UNSORTED, Concept, Renderer, Strategy
+from tui.core.tagger.settings import (
+    TaggerSettings,
+    select_tags,
+    tagger_settings_from_dict,
+    tagger_settings_to_dict,
+)
 from tui.core.writer import (
     UnsafePathError,
     fsync_folder,
@@ -123,6 +130,13 @@ def check_edit(edit: Edit) -> str | None:
                 return f"{key!r} is not a list of tags"
     elif kind == "adopt" and not isinstance(p.get("caption"), str):
         return "'caption' is not text"
+    elif kind == "tagger":
+        if not isinstance(p.get("settings"), dict):
+            return "'settings' is not an object"
+        try:
+            tagger_settings_from_dict("the edit log", p["settings"])
+        except ProfileError as exc:
+            return f"its tagger settings are not valid: {exc}"
     # Unknown kinds (from a newer version) are kept in the log and ignored.
     return None
 
@@ -161,6 +175,9 @@ def apply_edit(state: WorkingState, edit: Edit) -> None:
                 edits.added.append(tag)
     elif kind == "adopt":
         state.adopted[p["caption"]] = edit.seq
+    elif kind == "tagger":
+        settings = tagger_settings_from_dict("the edit log", p["settings"])
+        state.strategy = replace(state.strategy, tagger=settings)
     elif kind == "concept":
         # A new concept, or a changed one (same name): the strategy's list keeps its order.
         concept = concept_from_dict("the edit log", "concept", p["concept"])
@@ -400,6 +417,14 @@ class Workspace:
         self._renderer: Renderer | None = None
         self._concept_renderers: dict[str, Renderer] = {}
         self._parser: TagParser | None = None
+        # Tagger scores of the latest model, kept as stored: image → BLOB of packed (label
+        # index, score) pairs (a few bytes a tag: 100k images stay cheap), one label table.
+        self._score_blobs: dict[str, bytes] = {}
+        self._score_labels: list[tuple[str, str, int]] = []  # (name, CSV spelling, category)
+        self._score_wide = False
+        self.score_model = ""  # the name of the model the scores come from ("" = none)
+        # Tagger tags per (settings, underscores): image → tags, derived once per settings.
+        self._derived: dict[tuple[TaggerSettings, str], dict[str, tuple[str, ...]]] = {}
 
     # ---- opening ----------------------------------------------------------------------------
 
@@ -468,6 +493,42 @@ class Workspace:
                     )
         self._parser = TagParser(fmt.underscores)
         self._read_captions(progress)
+        self._load_scores()
+
+    def _load_scores(self) -> None:
+        """Read the latest model's scores (read-only: a dataset never tagged gets nothing
+        created); a scores database that cannot be read is a problem, not a failed open."""
+        try:
+            store = ScoreStore.open_read(self.root)
+        except ScoreStoreError as exc:
+            self.problems.append(Problem(f"{STATE_DIR}/{SCORES_FILE}", str(exc)))
+            return
+        if store is None:
+            return
+        try:
+            model = store.latest_model()
+            if model is None:
+                return
+            name = dict(store.models()).get(model, "")
+            labels = store.labels(model)
+            wide = store.is_wide(model)
+            by_image = self.by_image
+            blobs = {i: b for i, b in store.packed_scores(model) if i in by_image}
+        except Exception as exc:  # sqlite3.Error: a damaged file must not stop the curator
+            self.problems.append(
+                Problem(
+                    f"{STATE_DIR}/{SCORES_FILE}",
+                    f"cannot read the tagger scores ({exc}); delete the file and tag again",
+                )
+            )
+            return
+        finally:
+            store.close()
+        self._score_blobs = blobs
+        self._score_labels = [(lb.name, lb.raw or lb.name, lb.category) for lb in labels]
+        self._score_wide = wide
+        self.score_model = name
+        self._derived = {}
 
     def _read_captions(self, progress: Progress | None) -> None:
         store = self.store
@@ -637,9 +698,72 @@ class Workspace:
 
     # ---- reading ----------------------------------------------------------------------------
 
-    def source_tags(self, image: str) -> tuple[str, ...]:
-        """The image's tags from its caption file, before per-image edits."""
+    def caption_source(self, image: str) -> tuple[str, ...]:
+        """The image's tags as its caption file holds them (the original, or adopted)."""
         return self.sources.get(self.by_image[image].caption, ())
+
+    @property
+    def has_scores(self) -> bool:
+        """Whether some image of the dataset has tagger scores."""
+        return bool(self._score_blobs)
+
+    def is_tagged(self, image: str) -> bool:
+        """Whether the tagger scored this image."""
+        return image in self._score_blobs
+
+    def image_scores(self, image: str) -> list[tuple[str, int, float]]:
+        """The image's (tag, category, score) triples by descending score, tags spelled as
+        the captions spell them (empty when it was not tagged)."""
+        blob = self._score_blobs.get(image)
+        if blob is None:
+            return []
+        keep = self.strategy.caption.underscores == "keep"
+        labels = self._score_labels
+        n = len(labels)
+        out = []
+        for i, score in decode_pairs(blob, self._score_wide):
+            if i < n:
+                name, raw, category = labels[i]
+                out.append((normalize_tag(raw, "keep") if keep else name, category, score))
+        out.sort(key=lambda t: (-t[2], t[0]))
+        return out
+
+    def tagger_tags(self, settings: TaggerSettings | None = None) -> dict[str, tuple[str, ...]]:
+        """Every tagged image's tagger tags under `settings` (default: the strategy's),
+        by descending score. Derived once per settings: a render only looks them up."""
+        settings = settings or self.strategy.tagger
+        key = (settings, self.strategy.caption.underscores)
+        hit = self._derived.get(key)
+        if hit is None:
+            hit = {
+                image: tuple(select_tags(self.image_scores(image), settings))
+                for image in self._score_blobs
+            }
+            if len(self._derived) >= 4:  # moving a threshold step by step: keep a few
+                self._derived.pop(next(iter(self._derived)))
+            self._derived[key] = hit
+        return hit
+
+    def source_tags(self, image: str) -> tuple[str, ...]:
+        """The image's source tags, before per-image edits: from its caption file, or from
+        its tagger scores by the strategy's `[tagger]` table (`source`: auto = tagger tags
+        where the image was tagged, caption tags elsewhere; tagger; caption; both = caption
+        tags, then the tagger tags not already there)."""
+        caption_tags = self.sources.get(self.by_image[image].caption, ())
+        if not self._score_blobs:
+            return caption_tags
+        source = self.strategy.tagger.source
+        if source == "caption":
+            return caption_tags
+        tagged = self.tagger_tags().get(image)
+        if source == "auto":
+            return caption_tags if tagged is None else tagged
+        if source == "tagger":
+            return tagged or ()
+        if not tagged:
+            return caption_tags
+        present = {t.casefold() for t in caption_tags}
+        return caption_tags + tuple(t for t in tagged if t.casefold() not in present)
 
     def image_tags(self, image: str, include_removed: bool = False) -> tuple[str, ...]:
         """The image's tags with its per-image edits applied (what is rendered).
@@ -663,6 +787,8 @@ class Workspace:
         if self._counts is None:
             if self.state.image_edits:
                 tags = map(self.image_tags, (e.image for e in self.images))
+            elif self._score_blobs and self.strategy.tagger.source != "caption":
+                tags = map(self.source_tags, (e.image for e in self.images))
             else:  # the common case, in C: every image's source as it is
                 tags = map(self.sources.__getitem__, (e.caption for e in self.images))
             self._counts = Counter(chain.from_iterable(tags))
@@ -767,7 +893,7 @@ class Workspace:
             edit = Edit(0, kind, payload)
         apply_edit(self.state, edit)
         self.logged_strategy = self.state.strategy
-        if kind in ("image_tags", "adopt", "strategy"):
+        if kind in ("image_tags", "adopt", "strategy", "tagger"):
             self._counts = None
         self.has_strategy = True
 
@@ -787,6 +913,11 @@ class Workspace:
     def add_concept(self, concept: Concept) -> None:
         """Add a concept (or replace the one of the same name); one undo step."""
         self.record("concept", {"concept": concept_to_dict(concept)})
+
+    def set_tagger(self, settings: TaggerSettings) -> None:
+        """Change how tagger scores become source tags (thresholds, mode, rating, source):
+        one undo step; the captions re-render from the stored scores, no model is run."""
+        self.record("tagger", {"settings": tagger_settings_to_dict(settings)})
 
     def set_pattern(self, pattern: str) -> None:
         if pattern not in PATTERNS:
