@@ -238,6 +238,11 @@ def build_app_parser() -> argparse.ArgumentParser:
         "--color", choices=("auto", "truecolor", "256", "16"), default="auto", help="colours"
     )
     parser.add_argument("--theme", metavar="NAME", help="a theme name")
+    parser.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="the tagger model ctrl+t tags with (as for `tag`; default: the last one `tag` used)",
+    )
     return parser
 
 
@@ -713,7 +718,7 @@ class _TagProgress:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     # numpy and onnxruntime are imported inside the tagger, only once this command runs.
-    from tui.core.scores import ScoreStore, ScoreStoreError
+    from tui.core.scores import MODEL_SPEC_KEY, ScoreStore, ScoreStoreError
     from tui.core.tagger import TaggerError
     from tui.core.tagger.pipeline import open_tagger, plan_tagging
 
@@ -726,6 +731,9 @@ def cmd_tag(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         _err(tagger.report.message)
         with ScoreStore.open_for_tagging(root) as store:
+            # What the app tags with next time (ctrl+t) when it is given no --model.
+            spec = Path(args.model).expanduser()
+            store.set_meta(MODEL_SPEC_KEY, str(spec.resolve()) if spec.is_dir() else args.model)
             job, problems = plan_tagging(
                 root, tagger, labels, store, batch_size=args.batch_size, retag=args.retag
             )

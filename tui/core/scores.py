@@ -29,6 +29,7 @@ TAGGING_LOCK_FILE = "tagging.lock"
 SCORE_FLOOR = 0.05
 QUANT = 65535  # a score s is stored as round(s * QUANT)
 RATING_CATEGORY = 9
+MODEL_SPEC_KEY = "model_spec"  # meta: the `--model` of the last `tag` (a folder or a repo id)
 _SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -228,6 +229,21 @@ class ScoreStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- meta ----------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        """A value of the meta table (e.g. `model_spec`, the `--model` of the last `tag`)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value of the meta table."""
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO meta VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
 
     # -- models and labels ---------------------------------------------------------------
 

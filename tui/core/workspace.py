@@ -34,7 +34,13 @@ from tui.core.profile import (
     strategy_from_dict,
     strategy_to_dict,
 )
-from tui.core.scores import SCORES_FILE, ScoreStore, ScoreStoreError, decode_pairs
+from tui.core.scores import (
+    MODEL_SPEC_KEY,
+    SCORES_FILE,
+    ScoreStore,
+    ScoreStoreError,
+    decode_pairs,
+)
 from tui.core.store import Edit, Store, content_hash
 from tui.core.strategy import BUCKETS, PATTERNS, UNSORTED, Concept, Renderer, Strategy
 from tui.core.tagger.settings import (
@@ -423,6 +429,7 @@ class Workspace:
         self._score_labels: list[tuple[str, str, int]] = []  # (name, CSV spelling, category)
         self._score_wide = False
         self.score_model = ""  # the name of the model the scores come from ("" = none)
+        self.model_spec = ""  # the `--model` of the last `tag` ("" = unknown)
         # Tagger tags per (settings, underscores): image → tags, derived once per settings.
         self._derived: dict[tuple[TaggerSettings, str], dict[str, tuple[str, ...]]] = {}
 
@@ -508,7 +515,9 @@ class Workspace:
         try:
             model = store.latest_model()
             if model is None:
+                self.model_spec = store.meta(MODEL_SPEC_KEY) or ""
                 return
+            self.model_spec = store.meta(MODEL_SPEC_KEY) or ""
             name = dict(store.models()).get(model, "")
             labels = store.labels(model)
             wide = store.is_wide(model)
@@ -743,6 +752,43 @@ class Workspace:
                 self._derived.pop(next(iter(self._derived)))
             self._derived[key] = hit
         return hit
+
+    def reload_scores(self) -> None:
+        """Read the scores again (after tagging): the sources are derived anew."""
+        self._load_scores()
+        self._counts = None
+        self._renderer = None
+
+    def tagger_candidates(self, image: str, margin: float = 0.10) -> list[tuple[str, float]]:
+        """General tags of the image scored just below the general threshold (within
+        `margin`), not among its tags: what one more step down would add. None in `mcut`
+        mode (its threshold is per image) or when the tagger is not a source."""
+        settings = self.strategy.tagger
+        if settings.mode != "fixed" or settings.source == "caption" or not self.is_tagged(image):
+            return []
+        low, high = settings.general_threshold - margin, settings.general_threshold
+        present = {t.casefold() for t in self.image_tags(image, include_removed=True)}
+        return [
+            (tag, score)
+            for tag, category, score in self.image_scores(image)
+            if category == 0 and low <= score < high and tag.casefold() not in present
+        ]
+
+    def tagger_moves(self, old: TaggerSettings, new: TaggerSettings) -> tuple[int, int]:
+        """How many tags (on every image, per-image edits aside) enter and leave the
+        dataset's sources when the `[tagger]` table goes from `old` to `new`."""
+        if old.source == "caption" or new.source == "caption":
+            return 0, 0
+        before, after = self.tagger_tags(old), self.tagger_tags(new)
+        entered = left = 0
+        for image, tags in after.items():
+            was = before.get(image, ())
+            if tags != was:
+                old_keys = {t.casefold() for t in was}
+                new_keys = {t.casefold() for t in tags}
+                entered += len(new_keys - old_keys)
+                left += len(old_keys - new_keys)
+        return entered, left
 
     def source_tags(self, image: str) -> tuple[str, ...]:
         """The image's source tags, before per-image edits: from its caption file, or from
