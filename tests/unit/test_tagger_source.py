@@ -187,3 +187,45 @@ def test_tagger_table_errors_name_the_profile_and_key(table, message):
         parse_profile(f"schema = 1\n[tagger]\n{table}\n", "/lib/miku.toml")
     assert str(caught.value).startswith("/lib/miku.toml: ")
     assert message in str(caught.value)
+
+
+def test_the_fast_fixed_selection_is_select_tags(tmp_path):
+    """Thresholds re-derive every image on the stored integers: the same tags, in the same
+    order, as `select_tags` on the scores (ties, tied ratings, two labels of one tag)."""
+    import random
+
+    from tui.core.tagger import select_tags
+
+    rng = random.Random(7)
+    labels = [Label(n, 9, n) for n in ("general", "sensitive", "questionable", "explicit")]
+    labels += [Label(f"tag {i}", rng.choice((0, 0, 4)), f"tag_{i}") for i in range(30)]
+    labels += [Label("Solo", 0, "Solo"), Label("solo", 0, "solo")]
+    root = tmp_path / "ds"
+    root.mkdir()
+    rows = []
+    for k in range(60):
+        (root / f"{k}.png").write_bytes(b"x")
+        chosen = rng.sample(range(len(labels)), 20)
+        # Few distinct values: many ties, between tags and between ratings.
+        values = [rng.choice((0, 0.2, 0.35, 0.5, 0.85, 0.9, 1.0)) for _ in chosen]
+        pairs = encode_pairs(chosen, [quantise(v) for v in values], wide=k % 2 == 0)
+        rows.append((f"{k}.png", pairs, k % 2 == 0))
+    for wide in (False, True):
+        with ScoreStore.open_for_tagging(root) as store:
+            model = store.register_model(f"m{wide}", str(wide), labels)
+            store._wide[model] = wide  # the packing a large model would use
+            store._conn.execute("UPDATE models SET wide=? WHERE id=?", (int(wide), model))
+            store.write_batch(model, [ScoredImage(i, 1, 1, p) for i, p, w in rows if w == wide])
+        with Workspace.open(root, read_only=True) as ws:
+            assert ws.has_scores
+            for settings in (
+                TaggerSettings(),
+                TaggerSettings(0.2, 0.9, rating=False),
+                TaggerSettings(0.0, 0.0),
+                TaggerSettings(1.0, 1.0),
+                TaggerSettings(0.35, 0.35),
+            ):
+                fast = ws.tagger_tags(settings)
+                assert len(fast) == 30
+                for image, tags in fast.items():
+                    assert list(tags) == select_tags(ws.image_scores(image), settings), image

@@ -119,6 +119,13 @@ def encode_pairs(indexes: Sequence[int], quantised: Sequence[int], wide: bool) -
 
 def decode_pairs(blob: bytes, wide: bool) -> list[tuple[int, float]]:
     """The (label index, score) pairs of a BLOB written by `encode_pairs`."""
+    indexes, quantised = unpack_pairs(blob, wide)
+    return [(i, q / QUANT) for i, q in zip(indexes, quantised, strict=True)]
+
+
+def unpack_pairs(blob: bytes, wide: bool) -> tuple[Sequence[int], Sequence[int]]:
+    """The label indexes and the quantised scores of a BLOB, as two sequences of ints (no
+    float made: the fast path of selecting tags compares quantised scores)."""
     if wide:
         n = len(blob) // 6
         indexes = struct.unpack_from(f"<{n}I", blob)
@@ -129,7 +136,7 @@ def decode_pairs(blob: bytes, wide: bool) -> list[tuple[int, float]]:
         if sys.byteorder == "big":  # pragma: no cover
             packed.byteswap()
         indexes, quantised = packed[0::2], packed[1::2]
-    return [(i, q / QUANT) for i, q in zip(indexes, quantised, strict=True)]
+    return indexes, quantised
 
 
 def _lock_tagging(folder: Path) -> int:

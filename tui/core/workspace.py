@@ -7,6 +7,7 @@ caption files. The working state is the base strategy plus the edit log up to it
 from __future__ import annotations
 
 import errno
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -36,14 +37,18 @@ from tui.core.profile import (
 )
 from tui.core.scores import (
     MODEL_SPEC_KEY,
+    QUANT,
     SCORES_FILE,
     ScoreStore,
     ScoreStoreError,
     decode_pairs,
+    unpack_pairs,
 )
 from tui.core.store import Edit, Store, content_hash
 from tui.core.strategy import BUCKETS, PATTERNS, UNSORTED, Concept, Renderer, Strategy
 from tui.core.tagger.settings import (
+    CATEGORY_CHARACTER,
+    CATEGORY_RATING,
     TaggerSettings,
     select_tags,
     tagger_settings_from_dict,
@@ -77,6 +82,17 @@ class WorkingState:
     image_edits: dict[str, ImageEdits] = field(default_factory=dict)
     adopted: dict[str, int] = field(default_factory=dict)  # caption → seq of the adoption
     profile_ref: str = ""  # the profile file the strategy came from ("" = none yet)
+
+
+def _least_quantised(threshold: float) -> int:
+    """The least stored (quantised) score `q` with `q / QUANT >= threshold`: the fixed
+    threshold of `select_tags`, exactly, in the stored units."""
+    q = max(0, min(QUANT + 1, math.ceil(threshold * QUANT)))
+    while q > 0 and (q - 1) / QUANT >= threshold:
+        q -= 1
+    while q <= QUANT and q / QUANT < threshold:
+        q += 1
+    return q
 
 
 def _is_str_list(value: object) -> bool:
@@ -428,6 +444,8 @@ class Workspace:
         self._score_blobs: dict[str, bytes] = {}
         self._score_labels: list[tuple[str, str, int]] = []  # (name, CSV spelling, category)
         self._score_wide = False
+        self._label_categories: list[int] = []
+        self._names_by_mode: dict[str, list[str]] = {}
         self.score_model = ""  # the name of the model the scores come from ("" = none)
         self.model_spec = ""  # the `--model` of the last `tag` ("" = unknown)
         # Tagger tags per (settings, underscores): image → tags, derived once per settings.
@@ -535,6 +553,8 @@ class Workspace:
             store.close()
         self._score_blobs = blobs
         self._score_labels = [(lb.name, lb.raw or lb.name, lb.category) for lb in labels]
+        self._label_categories = [lb.category for lb in labels]
+        self._names_by_mode = {}
         self._score_wide = wide
         self.score_model = name
         self._derived = {}
@@ -726,16 +746,30 @@ class Workspace:
         blob = self._score_blobs.get(image)
         if blob is None:
             return []
-        keep = self.strategy.caption.underscores == "keep"
-        labels = self._score_labels
-        n = len(labels)
-        out = []
-        for i, score in decode_pairs(blob, self._score_wide):
-            if i < n:
-                name, raw, category = labels[i]
-                out.append((normalize_tag(raw, "keep") if keep else name, category, score))
+        names = self._label_names()
+        categories = self._label_categories
+        n = len(names)
+        out = [
+            (names[i], categories[i], score)
+            for i, score in decode_pairs(blob, self._score_wide)
+            if i < n
+        ]
         out.sort(key=lambda t: (-t[2], t[0]))
         return out
+
+    def _label_names(self) -> list[str]:
+        """The labels spelled as the captions are (one string per label, shared by every
+        image's tags): converted by the parser's rule, or as the CSV has them with
+        `underscores = "keep"`."""
+        underscores = self.strategy.caption.underscores
+        names = self._names_by_mode.get(underscores)
+        if names is None:
+            if underscores == "keep":
+                names = [normalize_tag(raw, "keep") for _, raw, _ in self._score_labels]
+            else:
+                names = [name for name, _, _ in self._score_labels]
+            self._names_by_mode[underscores] = names
+        return names
 
     def tagger_tags(self, settings: TaggerSettings | None = None) -> dict[str, tuple[str, ...]]:
         """Every tagged image's tagger tags under `settings` (default: the strategy's),
@@ -744,14 +778,77 @@ class Workspace:
         key = (settings, self.strategy.caption.underscores)
         hit = self._derived.get(key)
         if hit is None:
-            hit = {
-                image: tuple(select_tags(self.image_scores(image), settings))
-                for image in self._score_blobs
-            }
+            if settings.mode == "fixed":
+                hit = self._select_fixed(settings)
+            else:
+                hit = {
+                    image: tuple(select_tags(self.image_scores(image), settings))
+                    for image in self._score_blobs
+                }
             if len(self._derived) >= 4:  # moving a threshold step by step: keep a few
                 self._derived.pop(next(iter(self._derived)))
             self._derived[key] = hit
         return hit
+
+    def _select_fixed(self, settings: TaggerSettings) -> dict[str, tuple[str, ...]]:
+        """`select_tags` with fixed thresholds, for every tagged image, on the quantised
+        scores as stored: a threshold key re-derives every image (100k of them), and floats,
+        tuples and string comparisons cost several times more. The same tags, same order.
+
+        Each kept score becomes one int, `(QUANT - q) * n + rank`, with `rank` the label's
+        place by name: sorting these ints is sorting by descending score, ties by name."""
+        names = self._label_names()
+        categories = self._label_categories
+        n = len(names)
+        if not n:
+            return {}
+        by_rank = sorted(range(n), key=names.__getitem__)
+        rank = [0] * n
+        for r, i in enumerate(by_rank):
+            rank[i] = r
+        ranked_names = [names[i] for i in by_rank]
+        rating_ranks = {rank[i] for i, c in enumerate(categories) if c == CATEGORY_RATING}
+        general_q = _least_quantised(settings.general_threshold)
+        character_q = _least_quantised(settings.character_threshold)
+        # Per label: the least quantised score kept (every rating: the top one is chosen).
+        least = [
+            0 if c == CATEGORY_RATING else character_q if c == CATEGORY_CHARACTER else general_q
+            for c in categories
+        ]
+        # Two labels converted to one tag appear once (rare: only then is it checked).
+        folded = {t.casefold() for t in names}
+        dedupe = len(folded) != n
+        want_rating = settings.rating
+        wide = self._score_wide
+        out: dict[str, tuple[str, ...]] = {}
+        for image, blob in self._score_blobs.items():
+            indexes, quantised = unpack_pairs(blob, wide)
+            keys = sorted(
+                [
+                    (QUANT - q) * n + rank[i]
+                    for i, q in zip(indexes, quantised, strict=True)
+                    if i < n and q >= least[i]
+                ]
+            )
+            tags: list[str] = []
+            rating = -1  # the key of the top rating: highest score, then the last by name
+            for key in keys:
+                r = key % n
+                if r in rating_ranks:
+                    if rating < 0 or key // n == rating // n:
+                        rating = key
+                    continue
+                tags.append(ranked_names[r])
+            if want_rating and rating >= 0:
+                # Its place among the kept tags: after every tag of a higher score, and
+                # after the tags of its score whose names come first.
+                place = sum(1 for t in keys[: keys.index(rating)] if t % n not in rating_ranks)
+                tags.insert(place, ranked_names[rating % n])
+            if dedupe:
+                seen: set[str] = set()
+                tags = [t for t in tags if not (t.casefold() in seen or seen.add(t.casefold()))]
+            out[image] = tuple(tags)
+        return out
 
     def reload_scores(self) -> None:
         """Read the scores again (after tagging): the sources are derived anew."""
