@@ -159,3 +159,17 @@ async def test_tagging_from_the_app_without_onnxruntime_says_how_to_install(
                 break
         assert any("pip install 'lora-curator[tagger]'" in n for n in notes(app))
         assert not app.ws.has_scores
+
+
+def test_the_help_table_shows_the_threshold_and_tagging_keys():
+    from tui.app.screens.help import key_table
+
+    table = key_table({})
+    for row in (
+        "| `-` | lower the general threshold |",
+        "| `=` | raise the general threshold |",
+        "| `_` | lower the character threshold |",
+        "| `+` | raise the character threshold |",
+        "| `ctrl+t` | tag images not yet tagged |",
+    ):
+        assert row in table

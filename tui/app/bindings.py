@@ -24,7 +24,13 @@ APP_BINDINGS: list[Binding] = [
         id="accept-all-suggestions",
         show=False,
     ),
-    Binding("space", "toggle_image_tag", "remove/restore on image", id="toggle-tag", show=False),
+    Binding(
+        "space",
+        "toggle_image_tag",
+        "remove/restore on image (adds a candidate)",
+        id="toggle-tag",
+        show=False,
+    ),
     Binding("a", "add_tag", "add tag", id="add-tag", show=False),
     Binding("right_square_bracket", "next_image", "next image", id="next-image", priority=True),
     Binding(
