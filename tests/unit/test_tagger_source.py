@@ -208,6 +208,10 @@ def test_the_fast_fixed_selection_is_select_tags(tmp_path):
         chosen = rng.sample(range(len(labels)), 20)
         # Few distinct values: many ties, between tags and between ratings.
         values = [rng.choice((0, 0.2, 0.35, 0.5, 0.85, 0.9, 1.0)) for _ in chosen]
+        if k < 4:  # the four ratings tied at the top
+            chosen[:4], values[:4] = [0, 1, 2, 3], [1.0] * 4
+            chosen[4:] = [c for c in chosen[4:] if c > 3]
+            values = values[: len(chosen)]
         pairs = encode_pairs(chosen, [quantise(v) for v in values], wide=k % 2 == 0)
         rows.append((f"{k}.png", pairs, k % 2 == 0))
     for wide in (False, True):

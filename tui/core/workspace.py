@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import math
 import os
+from array import array
+from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -41,7 +43,6 @@ from tui.core.scores import (
     SCORES_FILE,
     ScoreStore,
     ScoreStoreError,
-    decode_pairs,
     unpack_pairs,
 )
 from tui.core.store import Edit, Store, content_hash
@@ -82,6 +83,16 @@ class WorkingState:
     image_edits: dict[str, ImageEdits] = field(default_factory=dict)
     adopted: dict[str, int] = field(default_factory=dict)  # caption → seq of the adoption
     profile_ref: str = ""  # the profile file the strategy came from ("" = none yet)
+
+
+def _pack_keys(blob: bytes, wide: bool, labels: int) -> array:
+    """An image's stored pairs as sorted ints `(QUANT - q) * labels + index`: by descending
+    score, then label index; 4 bytes each (8 for models of more than 65,535 labels)."""
+    indexes, quantised = unpack_pairs(blob, wide)
+    keys = sorted(
+        (QUANT - q) * labels + i for i, q in zip(indexes, quantised, strict=True) if i < labels
+    )
+    return array("I" if (QUANT + 1) * labels <= 0xFFFFFFFF else "Q", keys)
 
 
 def _least_quantised(threshold: float) -> int:
@@ -439,9 +450,10 @@ class Workspace:
         self._renderer: Renderer | None = None
         self._concept_renderers: dict[str, Renderer] = {}
         self._parser: TagParser | None = None
-        # Tagger scores of the latest model, kept as stored: image → BLOB of packed (label
-        # index, score) pairs (a few bytes a tag: 100k images stay cheap), one label table.
-        self._score_blobs: dict[str, bytes] = {}
+        # Tagger scores of the latest model, 4 bytes a score (100k images stay cheap): image
+        # → its scores as sorted ints `(QUANT - q) * labels + label index` (see `_pack_keys`),
+        # by descending score; one label table.
+        self._score_keys: dict[str, array] = {}
         self._score_labels: list[tuple[str, str, int]] = []  # (name, CSV spelling, category)
         self._score_wide = False
         self._label_categories: list[int] = []
@@ -540,7 +552,10 @@ class Workspace:
             labels = store.labels(model)
             wide = store.is_wide(model)
             by_image = self.by_image
-            blobs = {i: b for i, b in store.packed_scores(model) if i in by_image}
+            n = len(labels)
+            keys = {
+                i: _pack_keys(b, wide, n) for i, b in store.packed_scores(model) if i in by_image
+            }
         except Exception as exc:  # sqlite3.Error: a damaged file must not stop the curator
             self.problems.append(
                 Problem(
@@ -551,7 +566,7 @@ class Workspace:
             return
         finally:
             store.close()
-        self._score_blobs = blobs
+        self._score_keys = keys
         self._score_labels = [(lb.name, lb.raw or lb.name, lb.category) for lb in labels]
         self._label_categories = [lb.category for lb in labels]
         self._names_by_mode = {}
@@ -734,26 +749,22 @@ class Workspace:
     @property
     def has_scores(self) -> bool:
         """Whether some image of the dataset has tagger scores."""
-        return bool(self._score_blobs)
+        return bool(self._score_keys)
 
     def is_tagged(self, image: str) -> bool:
         """Whether the tagger scored this image."""
-        return image in self._score_blobs
+        return image in self._score_keys
 
     def image_scores(self, image: str) -> list[tuple[str, int, float]]:
         """The image's (tag, category, score) triples by descending score, tags spelled as
         the captions spell them (empty when it was not tagged)."""
-        blob = self._score_blobs.get(image)
-        if blob is None:
+        keys = self._score_keys.get(image)
+        if keys is None:
             return []
         names = self._label_names()
         categories = self._label_categories
         n = len(names)
-        out = [
-            (names[i], categories[i], score)
-            for i, score in decode_pairs(blob, self._score_wide)
-            if i < n
-        ]
+        out = [(names[i], categories[i], (QUANT - k // n) / QUANT) for k in keys for i in (k % n,)]
         out.sort(key=lambda t: (-t[2], t[0]))
         return out
 
@@ -783,7 +794,7 @@ class Workspace:
             else:
                 hit = {
                     image: tuple(select_tags(self.image_scores(image), settings))
-                    for image in self._score_blobs
+                    for image in self._score_keys
                 }
             if len(self._derived) >= 4:  # moving a threshold step by step: keep a few
                 self._derived.pop(next(iter(self._derived)))
@@ -791,59 +802,61 @@ class Workspace:
         return hit
 
     def _select_fixed(self, settings: TaggerSettings) -> dict[str, tuple[str, ...]]:
-        """`select_tags` with fixed thresholds, for every tagged image, on the quantised
-        scores as stored: a threshold key re-derives every image (100k of them), and floats,
-        tuples and string comparisons cost several times more. The same tags, same order.
+        """`select_tags` with fixed thresholds, for every tagged image, on the stored ints: a
+        threshold key re-derives every image (100k of them), and floats, tuples and string
+        comparisons cost several times more. The same tags, in the same order.
 
-        Each kept score becomes one int, `(QUANT - q) * n + rank`, with `rank` the label's
-        place by name: sorting these ints is sorting by descending score, ties by name."""
+        An image's keys are sorted by descending score: the scores at or above the lower
+        threshold are a prefix (one bisect). Kept keys are renumbered by the label's place
+        by name, so that sorting them sorts ties by name as `select_tags` does."""
         names = self._label_names()
         categories = self._label_categories
         n = len(names)
         if not n:
             return {}
-        by_rank = sorted(range(n), key=names.__getitem__)
+        by_name = sorted(range(n), key=names.__getitem__)
         rank = [0] * n
-        for r, i in enumerate(by_rank):
+        for r, i in enumerate(by_name):
             rank[i] = r
-        ranked_names = [names[i] for i in by_rank]
-        rating_ranks = {rank[i] for i, c in enumerate(categories) if c == CATEGORY_RATING}
+        ranked_names = [names[i] for i in by_name]
+        ratings = {i for i, c in enumerate(categories) if c == CATEGORY_RATING}
         general_q = _least_quantised(settings.general_threshold)
         character_q = _least_quantised(settings.character_threshold)
-        # Per label: the least quantised score kept (every rating: the top one is chosen).
-        least = [
-            0 if c == CATEGORY_RATING else character_q if c == CATEGORY_CHARACTER else general_q
+        # Per label: the largest `QUANT - q` kept (-1: never; a rating is chosen apart).
+        most = [
+            -1
+            if c == CATEGORY_RATING
+            else QUANT - (character_q if c == CATEGORY_CHARACTER else general_q)
             for c in categories
         ]
+        cut = (QUANT - min(general_q, character_q) + 1) * n  # keys below it: at or above
         # Two labels converted to one tag appear once (rare: only then is it checked).
-        folded = {t.casefold() for t in names}
-        dedupe = len(folded) != n
-        want_rating = settings.rating
-        wide = self._score_wide
+        dedupe = len({t.casefold() for t in names}) != n
+        want_rating = settings.rating and bool(ratings)
         out: dict[str, tuple[str, ...]] = {}
-        for image, blob in self._score_blobs.items():
-            indexes, quantised = unpack_pairs(blob, wide)
-            keys = sorted(
+        for image, keys in self._score_keys.items():
+            kept = sorted(
                 [
-                    (QUANT - q) * n + rank[i]
-                    for i, q in zip(indexes, quantised, strict=True)
-                    if i < n and q >= least[i]
+                    (k // n) * n + rank[k % n]
+                    for k in keys[: bisect_left(keys, cut)]
+                    if k // n <= most[k % n]
                 ]
             )
-            tags: list[str] = []
-            rating = -1  # the key of the top rating: highest score, then the last by name
-            for key in keys:
-                r = key % n
-                if r in rating_ranks:
-                    if rating < 0 or key // n == rating // n:
-                        rating = key
-                    continue
-                tags.append(ranked_names[r])
-            if want_rating and rating >= 0:
-                # Its place among the kept tags: after every tag of a higher score, and
-                # after the tags of its score whose names come first.
-                place = sum(1 for t in keys[: keys.index(rating)] if t % n not in rating_ranks)
-                tags.insert(place, ranked_names[rating % n])
+            if want_rating:
+                # The top rating: the highest score, then the last by name (as `max`).
+                top = -1
+                for k in keys:
+                    if k % n in ratings:
+                        part = k // n
+                        if top >= 0 and part != top // n:
+                            break
+                        key = part * n + rank[k % n]
+                        top = max(top, key)
+                    elif top >= 0 and k // n != top // n:
+                        break
+                if top >= 0:
+                    insort(kept, top)
+            tags = [ranked_names[k % n] for k in kept]
             if dedupe:
                 seen: set[str] = set()
                 tags = [t for t in tags if not (t.casefold() in seen or seen.add(t.casefold()))]
@@ -893,7 +906,7 @@ class Workspace:
         where the image was tagged, caption tags elsewhere; tagger; caption; both = caption
         tags, then the tagger tags not already there)."""
         caption_tags = self.sources.get(self.by_image[image].caption, ())
-        if not self._score_blobs:
+        if not self._score_keys:
             return caption_tags
         source = self.strategy.tagger.source
         if source == "caption":
@@ -930,7 +943,7 @@ class Workspace:
         if self._counts is None:
             if self.state.image_edits:
                 tags = map(self.image_tags, (e.image for e in self.images))
-            elif self._score_blobs and self.strategy.tagger.source != "caption":
+            elif self._score_keys and self.strategy.tagger.source != "caption":
                 tags = map(self.source_tags, (e.image for e in self.images))
             else:  # the common case, in C: every image's source as it is
                 tags = map(self.sources.__getitem__, (e.caption for e in self.images))
