@@ -233,3 +233,11 @@ def test_the_fast_fixed_selection_is_select_tags(tmp_path):
                 assert len(fast) == 30
                 for image, tags in fast.items():
                     assert list(tags) == select_tags(ws.image_scores(image), settings), image
+
+
+def test_changing_the_underscores_spelling_after_open_respells_the_tagger_tags(dataset):
+    with Workspace.open(dataset, strategy=Strategy(name="t")) as ws:
+        assert ws.source_tags("a.png") == A_TAGS
+        ws.use_strategy(Strategy(name="t", caption=CaptionFormat(underscores="keep")))
+        assert ws.source_tags("a.png") == ("blue_sky", "hatsune_miku", "general", "solo", "smile")
+        assert [t for t, _, _ in ws.image_scores("a.png")][:2] == ["blue_sky", "hatsune_miku"]

@@ -85,14 +85,37 @@ class WorkingState:
     profile_ref: str = ""  # the profile file the strategy came from ("" = none yet)
 
 
-def _pack_keys(blob: bytes, wide: bool, labels: int) -> array:
-    """An image's stored pairs as sorted ints `(QUANT - q) * labels + index`: by descending
-    score, then label index; 4 bytes each (8 for models of more than 65,535 labels)."""
+def _key_type(labels: int) -> str:
+    return "I" if (QUANT + 1) * labels <= 0xFFFFFFFF else "Q"
+
+
+def _pack_keys(blob: bytes, wide: bool, rank: list[int]) -> array:
+    """An image's stored pairs as sorted ints `(QUANT - q) * labels + rank`, `rank` the
+    label's place by name: by descending score, ties by name (the order of `select_tags`);
+    4 bytes each (8 for models of more than 65,535 labels)."""
+    n = len(rank)
     indexes, quantised = unpack_pairs(blob, wide)
     keys = sorted(
-        (QUANT - q) * labels + i for i, q in zip(indexes, quantised, strict=True) if i < labels
+        (QUANT - q) * n + rank[i] for i, q in zip(indexes, quantised, strict=True) if i < n
     )
-    return array("I" if (QUANT + 1) * labels <= 0xFFFFFFFF else "Q", keys)
+    return array(_key_type(n), keys)
+
+
+def _label_spellings(labels: list[tuple[str, str, int]], underscores: str) -> list[str]:
+    """The labels spelled as captions are: converted by the parser's rule, or as the CSV has
+    them with `underscores = "keep"`."""
+    if underscores == "keep":
+        return [normalize_tag(raw, "keep") for _, raw, _ in labels]
+    return [name for name, _, _ in labels]
+
+
+def _ranks(names: list[str]) -> tuple[list[int], list[int]]:
+    """(label index → place by name, place by name → label index)."""
+    by_name = sorted(range(len(names)), key=names.__getitem__)
+    rank = [0] * len(names)
+    for r, i in enumerate(by_name):
+        rank[i] = r
+    return rank, by_name
 
 
 def _least_quantised(threshold: float) -> int:
@@ -451,12 +474,14 @@ class Workspace:
         self._concept_renderers: dict[str, Renderer] = {}
         self._parser: TagParser | None = None
         # Tagger scores of the latest model, 4 bytes a score (100k images stay cheap): image
-        # → its scores as sorted ints `(QUANT - q) * labels + label index` (see `_pack_keys`),
-        # by descending score; one label table.
+        # → its scores as sorted ints `(QUANT - q) * labels + rank` (see `_pack_keys`), by
+        # descending score; one label table, ranked by name as `_keys_mode` spells them.
         self._score_keys: dict[str, array] = {}
         self._score_labels: list[tuple[str, str, int]] = []  # (name, CSV spelling, category)
         self._score_wide = False
         self._label_categories: list[int] = []
+        self._keys_mode = ""
+        self._by_rank: list[int] = []
         self._names_by_mode: dict[str, list[str]] = {}
         self.score_model = ""  # the name of the model the scores come from ("" = none)
         self.model_spec = ""  # the `--model` of the last `tag` ("" = unknown)
@@ -552,9 +577,11 @@ class Workspace:
             labels = store.labels(model)
             wide = store.is_wide(model)
             by_image = self.by_image
-            n = len(labels)
+            table = [(lb.name, lb.raw or lb.name, lb.category) for lb in labels]
+            mode = self.strategy.caption.underscores
+            rank, by_rank = _ranks(_label_spellings(table, mode))
             keys = {
-                i: _pack_keys(b, wide, n) for i, b in store.packed_scores(model) if i in by_image
+                i: _pack_keys(b, wide, rank) for i, b in store.packed_scores(model) if i in by_image
             }
         except Exception as exc:  # sqlite3.Error: a damaged file must not stop the curator
             self.problems.append(
@@ -567,7 +594,8 @@ class Workspace:
         finally:
             store.close()
         self._score_keys = keys
-        self._score_labels = [(lb.name, lb.raw or lb.name, lb.category) for lb in labels]
+        self._keys_mode, self._by_rank = mode, by_rank
+        self._score_labels = table
         self._label_categories = [lb.category for lb in labels]
         self._names_by_mode = {}
         self._score_wide = wide
@@ -758,15 +786,34 @@ class Workspace:
     def image_scores(self, image: str) -> list[tuple[str, int, float]]:
         """The image's (tag, category, score) triples by descending score, tags spelled as
         the captions spell them (empty when it was not tagged)."""
+        by_rank = self._ranked()
         keys = self._score_keys.get(image)
         if keys is None:
             return []
         names = self._label_names()
         categories = self._label_categories
         n = len(names)
-        out = [(names[i], categories[i], (QUANT - k // n) / QUANT) for k in keys for i in (k % n,)]
-        out.sort(key=lambda t: (-t[2], t[0]))
+        out = []
+        for k in keys:  # already by descending score, ties by name
+            i = by_rank[k % n]
+            out.append((names[i], categories[i], (QUANT - k // n) / QUANT))
         return out
+
+    def _ranked(self) -> list[int]:
+        """Rank → label index for the keys, ranked again first when the captions' spelling
+        (`underscores`) changed since they were packed (ties sort by the new names)."""
+        mode = self.strategy.caption.underscores
+        if mode != self._keys_mode and self._score_keys:
+            rank, by_rank = _ranks(_label_spellings(self._score_labels, mode))
+            old = self._by_rank
+            n = len(old)
+            kind = _key_type(n)
+            self._score_keys = {
+                image: array(kind, sorted((k // n) * n + rank[old[k % n]] for k in keys))
+                for image, keys in self._score_keys.items()
+            }
+            self._keys_mode, self._by_rank = mode, by_rank
+        return self._by_rank
 
     def _label_names(self) -> list[str]:
         """The labels spelled as the captions are (one string per label, shared by every
@@ -775,11 +822,9 @@ class Workspace:
         underscores = self.strategy.caption.underscores
         names = self._names_by_mode.get(underscores)
         if names is None:
-            if underscores == "keep":
-                names = [normalize_tag(raw, "keep") for _, raw, _ in self._score_labels]
-            else:
-                names = [name for name, _, _ in self._score_labels]
-            self._names_by_mode[underscores] = names
+            names = self._names_by_mode[underscores] = _label_spellings(
+                self._score_labels, underscores
+            )
         return names
 
     def tagger_tags(self, settings: TaggerSettings | None = None) -> dict[str, tuple[str, ...]]:
@@ -806,28 +851,24 @@ class Workspace:
         threshold key re-derives every image (100k of them), and floats, tuples and string
         comparisons cost several times more. The same tags, in the same order.
 
-        An image's keys are sorted by descending score: the scores at or above the lower
-        threshold are a prefix (one bisect). Kept keys are renumbered by the label's place
-        by name, so that sorting them sorts ties by name as `select_tags` does."""
+        An image's keys are sorted by descending score, ties by name: the scores at or above
+        the lower threshold are a prefix (one bisect), already in caption order."""
+        by_rank = self._ranked()
         names = self._label_names()
-        categories = self._label_categories
         n = len(names)
         if not n:
             return {}
-        by_name = sorted(range(n), key=names.__getitem__)
-        rank = [0] * n
-        for r, i in enumerate(by_name):
-            rank[i] = r
-        ranked_names = [names[i] for i in by_name]
-        ratings = {i for i, c in enumerate(categories) if c == CATEGORY_RATING}
+        ranked_names = [names[i] for i in by_rank]
+        ranked_categories = [self._label_categories[i] for i in by_rank]
+        ratings = {r for r, c in enumerate(ranked_categories) if c == CATEGORY_RATING}
         general_q = _least_quantised(settings.general_threshold)
         character_q = _least_quantised(settings.character_threshold)
-        # Per label: the largest `QUANT - q` kept (-1: never; a rating is chosen apart).
+        # Per rank: the largest `QUANT - q` kept (-1: never; a rating is chosen apart).
         most = [
             -1
             if c == CATEGORY_RATING
             else QUANT - (character_q if c == CATEGORY_CHARACTER else general_q)
-            for c in categories
+            for c in ranked_categories
         ]
         cut = (QUANT - min(general_q, character_q) + 1) * n  # keys below it: at or above
         # Two labels converted to one tag appear once (rare: only then is it checked).
@@ -835,25 +876,15 @@ class Workspace:
         want_rating = settings.rating and bool(ratings)
         out: dict[str, tuple[str, ...]] = {}
         for image, keys in self._score_keys.items():
-            kept = sorted(
-                [
-                    (k // n) * n + rank[k % n]
-                    for k in keys[: bisect_left(keys, cut)]
-                    if k // n <= most[k % n]
-                ]
-            )
+            kept = [k for k in keys[: bisect_left(keys, cut)] if k // n <= most[k % n]]
             if want_rating:
                 # The top rating: the highest score, then the last by name (as `max`).
                 top = -1
                 for k in keys:
-                    if k % n in ratings:
-                        part = k // n
-                        if top >= 0 and part != top // n:
-                            break
-                        key = part * n + rank[k % n]
-                        top = max(top, key)
-                    elif top >= 0 and k // n != top // n:
+                    if top >= 0 and k // n != top // n:
                         break
+                    if k % n in ratings:
+                        top = k
                 if top >= 0:
                     insort(kept, top)
             tags = [ranked_names[k % n] for k in kept]
