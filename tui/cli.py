@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -89,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile_option(p)
     p.add_argument("--pattern", choices=PATTERNS)
     p.add_argument("--trigger", metavar="W")
+    p.add_argument(
+        "--general-threshold",
+        type=_fraction,
+        metavar="X",
+        help="tagger scores: keep general tags at or above X (0..1), for this run",
+    )
+    p.add_argument(
+        "--character-threshold",
+        type=_fraction,
+        metavar="X",
+        help="tagger scores: keep character tags at or above X (0..1), for this run",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="write nothing; print each image's caption"
     )
@@ -225,6 +238,11 @@ def build_app_parser() -> argparse.ArgumentParser:
         "--color", choices=("auto", "truecolor", "256", "16"), default="auto", help="colours"
     )
     parser.add_argument("--theme", metavar="NAME", help="a theme name")
+    parser.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="the tagger model ctrl+t tags with (as for `tag`; default: the last one `tag` used)",
+    )
     return parser
 
 
@@ -247,6 +265,32 @@ def _load_profile_arg(ref: str | None) -> tuple[Strategy | None, str]:
         return None, ""
     path = resolve_profile(ref)
     return load_profile(path), str(path)
+
+
+def _fraction(text: str) -> float:
+    """A threshold argument: a number between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # nan fails too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1")
+    return value
+
+
+def _with_thresholds(
+    strategy: Strategy, general: float | None, character: float | None
+) -> Strategy:
+    """The strategy with the `--general-threshold`/`--character-threshold` of the command
+    (fixed thresholds: giving one is asking for it, so `mode = "mcut"` yields)."""
+    if general is None and character is None:
+        return strategy
+    tagger = replace(strategy.tagger, mode="fixed")
+    if general is not None:
+        tagger = replace(tagger, general_threshold=general)
+    if character is not None:
+        tagger = replace(tagger, character_threshold=character)
+    return replace(strategy, tagger=tagger)
 
 
 def _with_overrides(strategy: Strategy, pattern: str | None, trigger: str | None) -> Strategy:
@@ -287,6 +331,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 "(a file or a library name), or curate the dataset in the app first"
             )
         strategy = _with_overrides(ws.strategy, args.pattern, args.trigger)
+        strategy = _with_thresholds(strategy, args.general_threshold, args.character_threshold)
         _report_problems(ws)
         if args.dry_run:
             ws.state.strategy = strategy
@@ -677,7 +722,7 @@ class _TagProgress:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     # numpy and onnxruntime are imported inside the tagger, only once this command runs.
-    from tui.core.scores import ScoreStore, ScoreStoreError
+    from tui.core.scores import MODEL_SPEC_KEY, ScoreStore, ScoreStoreError
     from tui.core.tagger import TaggerError
     from tui.core.tagger.pipeline import open_tagger, plan_tagging
 
@@ -690,6 +735,9 @@ def cmd_tag(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         _err(tagger.report.message)
         with ScoreStore.open_for_tagging(root) as store:
+            # What the app tags with next time (ctrl+t) when it is given no --model.
+            spec = Path(args.model).expanduser()
+            store.set_meta(MODEL_SPEC_KEY, str(spec.resolve()) if spec.is_dir() else args.model)
             job, problems = plan_tagging(
                 root, tagger, labels, store, batch_size=args.batch_size, retag=args.retag
             )

@@ -11,6 +11,7 @@ import gc
 import time
 from collections.abc import Callable, Collection, Iterable
 from contextlib import suppress
+from dataclasses import replace
 from enum import Enum
 from functools import partial
 from pathlib import Path
@@ -25,7 +26,14 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from tui.app.bindings import APP_BINDINGS, BUCKET_KEYS
-from tui.app.messages import DatasetOpened, OpenFailed, OpenProgress, Saved
+from tui.app.messages import (
+    DatasetOpened,
+    OpenFailed,
+    OpenProgress,
+    Saved,
+    TaggingDone,
+    TaggingProgress,
+)
 from tui.app.screens.dialogs import ConfirmScreen, ProfilePicker, PromptScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.reports import DiagnosticsScreen, GuideScreen
@@ -86,7 +94,10 @@ EDIT_ACTIONS = {
     "accept_all_suggestions",
     "diagnostics",
     "new_concept",
+    "threshold",
 }
+# How far below the general threshold a tag is shown as a candidate in the image view.
+CANDIDATE_MARGIN = 0.10
 
 
 class CuratorApp(App[int]):
@@ -109,8 +120,11 @@ class CuratorApp(App[int]):
         theme: str | None = None,
         keymap: dict[str, str] | None = None,
         warnings: Iterable[str] = (),
+        model: str | None = None,
     ) -> None:
         super().__init__()
+        self.model = model  # the tagger model for ctrl+t (None: the last one `tag` used)
+        self.tagging = ""  # the tagging progress shown in the status bar ("" = not tagging)
         self.dataset = Path(dataset)
         self.start_profile = profile
         self.start_profile_ref = profile_ref
@@ -303,6 +317,16 @@ class CuratorApp(App[int]):
             parts.append(("● unsaved", ""))
         if self.not_saved:
             parts.append(("⚠ last change NOT saved", ""))
+        if ws.has_scores and s.tagger.source != "caption":
+            t = s.tagger
+            if t.mode == "mcut":
+                parts.append(("mcut", " tagger"))
+            else:
+                parts.append(
+                    (f"{t.general_threshold:.2f}/{t.character_threshold:.2f}", " thresholds")
+                )
+        if self.tagging:
+            parts.append((self.tagging, ""))
         if self.busy and self.busy is not Busy.LOADING:
             parts.append((f"{self.busy.value}…", ""))
         text = Text()
@@ -321,7 +345,11 @@ class CuratorApp(App[int]):
             self.tags.show_image_tags([], frozenset(), keep)
             return
         rows = list(ws.image_tags(image, include_removed=True))
-        self.tags.show_image_tags(rows, self._removed_on(image, rows), keep)
+        removed = self._removed_on(image, rows)
+        # The tagger's scores after each tag, and the tags just under the threshold (dim).
+        scores = {tag.casefold(): score for tag, _, score in ws.image_scores(image)}
+        candidates = [tag for tag, _ in ws.tagger_candidates(image, CANDIDATE_MARGIN)]
+        self.tags.show_image_tags(rows + candidates, removed, keep, scores, candidates)
 
     def _removed_on(self, image: str, rows: Collection[str] | None = None) -> frozenset[str]:
         """The tags removed from one image (shown struck through, space restores them)."""
@@ -548,7 +576,9 @@ class CuratorApp(App[int]):
         if self.tags.dataset_view:
             self.notify("space edits one image: switch to the image view with v first")
             return
-        if tag in self._removed_on(self.image):
+        if tag in self.tags.candidates:  # a tag under the threshold: added to this image
+            change = partial(ws.edit_image_tags, self.image, add=[tag])
+        elif tag in self._removed_on(self.image):
             change = partial(ws.edit_image_tags, self.image, restore=[tag])
         else:
             change = partial(ws.edit_image_tags, self.image, remove=[tag])
@@ -703,6 +733,105 @@ class CuratorApp(App[int]):
                 self._refresh_all()
 
         self.push_screen(PromptScreen("Trigger word (empty: none)", value=shown), done)
+
+    def action_threshold(self, which: str, step: float) -> None:
+        """Move the general or character threshold by `step`: an edit (ctrl+z undoes it);
+        the captions re-render from the stored scores in this frame."""
+        ws = self.ws
+        if ws is None:
+            return
+        if not ws.has_scores:
+            self.notify("no tagger scores yet: ctrl+t tags the images (or `lora-curator tag`)")
+            return
+        old = ws.strategy.tagger
+        if old.source == "caption":
+            self.notify(
+                'the profile takes tags from the captions only ([tagger] source = "caption")'
+            )
+            return
+        key = f"{which}_threshold"
+        value = round(min(1.0, max(0.0, getattr(old, key) + step)), 2)
+        # A threshold key asks for that threshold: MCut (per image) gives way to it.
+        new = replace(old, mode="fixed", **{key: value})
+        if new == old:
+            self.notify(f"the {which} threshold is already {value:.2f}")
+            return
+        entered, left = ws.tagger_moves(old, new)
+        if not self._change(partial(ws.set_tagger, new)):
+            return
+        self._refresh_all()
+        self.notify(
+            f"{which} threshold {value:.2f}: {entered} tag(s) enter, {left} leave (ctrl+z undoes)",
+            timeout=4,
+        )
+
+    def action_tag_images(self) -> None:
+        """Tag the images not yet tagged, in a worker: the app stays usable meanwhile."""
+        ws = self.ws
+        if ws is None:
+            return
+        if self.tagging:
+            self.notify("already tagging")
+            return
+        model = self.model or ws.model_spec
+        if not model:
+            self.notify(
+                "which tagger model? start the app with --model MODEL (a folder or a Hugging "
+                "Face repo id), or tag once with `lora-curator tag DATASET --model MODEL`",
+                severity="warning",
+                timeout=10,
+            )
+            return
+        self.tagging = "tagging…"
+        self._update_status()
+        self._tag_images(model, ws.root)
+
+    @work(thread=True, exclusive=True, group="tag")
+    def _tag_images(self, model: str, root: Path) -> None:
+        # The tagger (numpy, onnxruntime) is imported only here, when the user asks for it.
+        from tui.core.scores import ScoreStore, ScoreStoreError
+        from tui.core.tagger import TaggerError
+        from tui.core.tagger.pipeline import open_tagger, plan_tagging
+
+        try:
+            tagger, labels = open_tagger(model)
+            with ScoreStore.open_for_tagging(root) as store:
+                job, problems = plan_tagging(root, tagger, labels, store)
+                self.post_message(TaggingProgress(0, len(job.todo)))
+                tagged, failures = job.run(
+                    store, lambda done, total: self.post_message(TaggingProgress(done, total))
+                )
+        except (TaggerError, ScoreStoreError) as exc:
+            self.post_message(TaggingDone(0, [], str(exc)))
+            return
+        except Exception as exc:  # the app stays up; the user is told what failed
+            self.post_message(TaggingDone(0, [], f"tagging failed: {exc}"))
+            return
+        self.post_message(TaggingDone(tagged, problems + failures, device=tagger.report.message))
+
+    def on_tagging_progress(self, message: TaggingProgress) -> None:
+        self.tagging = f"tagging {message.done:,}/{message.total:,}"
+        self._update_status()
+
+    def on_tagging_done(self, message: TaggingDone) -> None:
+        self.tagging = ""
+        ws = self.ws
+        if message.error:
+            self.notify(message.error, severity="error", timeout=15)
+            self._update_status()
+            return
+        if ws is not None:
+            ws.reload_scores()
+            self._refresh_all()
+        failed = message.failed
+        text = f"{message.tagged} image(s) tagged, {len(failed)} failed"
+        if message.device:
+            text = f"{text} ({message.device})"
+        if failed:
+            details = "\n".join(f"{path}: {why}" for path, why in failed[:5])
+            self.notify(f"{text}\n{details}", severity="warning", timeout=15)
+        else:
+            self.notify(text)
 
     def action_filter(self) -> None:
         focused = self.focused

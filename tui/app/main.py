@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         theme=args.theme or config.theme or None,
         keymap=config.keymap,
         warnings=config.warnings,
+        model=getattr(args, "model", None),
     )
     result = app.run(mouse=not args.no_mouse)
     if app.fatal:

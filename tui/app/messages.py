@@ -77,3 +77,22 @@ class FindingsReady(WorkerMessage):
     """Diagnostics: every finding, images measured."""
 
     findings: list[Finding]
+
+
+@dataclass
+class TaggingProgress(WorkerMessage):
+    """Tagging from the app: `done` of `total` images scored."""
+
+    done: int
+    total: int
+
+
+@dataclass
+class TaggingDone(WorkerMessage):
+    """Tagging from the app ended: `tagged` images scored, `failed` (path, why) skipped;
+    `error` (the install line, a missing model, ...) when it could not run at all."""
+
+    tagged: int
+    failed: list[tuple[str, str]]
+    error: str = ""
+    device: str = ""  # e.g. "running on CPU (...)"

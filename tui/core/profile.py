@@ -27,6 +27,11 @@ from tui.core.strategy import (
     Concept,
     Strategy,
 )
+from tui.core.tagger.settings import (
+    TaggerSettings,
+    tagger_settings_from_dict,
+    tagger_settings_to_dict,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -153,6 +158,7 @@ _TOP_KEYS = (
     "suggest",
     "checks",
     "concepts",
+    "tagger",
 )
 _CONCEPT_KEYS = ("name", "trigger", "folders", "tags", "pattern", "buckets")
 _CAPTION_KEYS = ("extension", "separator", "underscores", "escape_parentheses", "order")
@@ -252,6 +258,7 @@ def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str =
         suggest=suggest,
         checks=checks,
         concepts=tuple(concepts),
+        tagger=tagger_settings_from_dict(source, data.get("tagger")),
     )
 
 
@@ -348,6 +355,9 @@ def strategy_to_dict(strategy: Strategy) -> dict[str, Any]:
         data["checks"] = dict(strategy.checks)
     if strategy.concepts:
         data["concepts"] = [concept_to_dict(c) for c in strategy.concepts]
+    # Like [suggest] and [checks]: a profile that never changed the defaults stays without it.
+    if strategy.tagger != TaggerSettings():
+        data["tagger"] = tagger_settings_to_dict(strategy.tagger)
     return data
 
 

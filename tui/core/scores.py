@@ -29,6 +29,7 @@ TAGGING_LOCK_FILE = "tagging.lock"
 SCORE_FLOOR = 0.05
 QUANT = 65535  # a score s is stored as round(s * QUANT)
 RATING_CATEGORY = 9
+MODEL_SPEC_KEY = "model_spec"  # meta: the `--model` of the last `tag` (a folder or a repo id)
 _SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -118,6 +119,13 @@ def encode_pairs(indexes: Sequence[int], quantised: Sequence[int], wide: bool) -
 
 def decode_pairs(blob: bytes, wide: bool) -> list[tuple[int, float]]:
     """The (label index, score) pairs of a BLOB written by `encode_pairs`."""
+    indexes, quantised = unpack_pairs(blob, wide)
+    return [(i, q / QUANT) for i, q in zip(indexes, quantised, strict=True)]
+
+
+def unpack_pairs(blob: bytes, wide: bool) -> tuple[Sequence[int], Sequence[int]]:
+    """The label indexes and the quantised scores of a BLOB, as two sequences of ints (no
+    float made: the fast path of selecting tags compares quantised scores)."""
     if wide:
         n = len(blob) // 6
         indexes = struct.unpack_from(f"<{n}I", blob)
@@ -128,7 +136,7 @@ def decode_pairs(blob: bytes, wide: bool) -> list[tuple[int, float]]:
         if sys.byteorder == "big":  # pragma: no cover
             packed.byteswap()
         indexes, quantised = packed[0::2], packed[1::2]
-    return [(i, q / QUANT) for i, q in zip(indexes, quantised, strict=True)]
+    return indexes, quantised
 
 
 def _lock_tagging(folder: Path) -> int:
@@ -228,6 +236,21 @@ class ScoreStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- meta ----------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        """A value of the meta table (e.g. `model_spec`, the `--model` of the last `tag`)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value of the meta table."""
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO meta VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
 
     # -- models and labels ---------------------------------------------------------------
 
@@ -370,3 +393,11 @@ class ScoreStore:
             ]
             triples.sort(key=lambda t: (-t[2], t[0]))
             yield str(image), triples
+
+    def packed_scores(self, model: int) -> Iterable[tuple[str, bytes]]:
+        """Every image tagged by `model` with its BLOB of packed pairs as stored (decode with
+        `decode_pairs` and `is_wide`): what the curator keeps in memory, a few bytes a tag."""
+        for image, blob in self._conn.execute(
+            "SELECT image, pairs FROM scores WHERE model=?", (model,)
+        ):
+            yield str(image), bytes(blob)

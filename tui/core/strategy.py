@@ -11,6 +11,7 @@ from functools import cached_property
 
 from tui.core.buckets import BUCKETS, PATTERNS, REMOVED_BY_PATTERN, UNSORTED
 from tui.core.captions import format_caption
+from tui.core.tagger.settings import TaggerSettings
 
 # Re-exported: the bucket and pattern names have always been importable from here.
 __all__ = [
@@ -93,6 +94,8 @@ class Strategy:
     suggest: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     checks: Mapping[str, float] = field(default_factory=dict)
     concepts: tuple[Concept, ...] = ()
+    # How stored tagger scores become source tags (the profile's [tagger] table).
+    tagger: TaggerSettings = field(default_factory=TaggerSettings)
 
     # Case-insensitive lookup tables, derived once per (frozen) strategy.
     @cached_property

@@ -7,7 +7,10 @@ caption files. The working state is the base strategy plus the edit log up to it
 from __future__ import annotations
 
 import errno
+import math
 import os
+from array import array
+from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -15,7 +18,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from tui.core.captions import TagParser, decode_caption
+from tui.core.captions import TagParser, decode_caption, normalize_tag
 from tui.core.dataset import (
     IMAGE_EXTENSIONS,
     STATE_DIR,
@@ -34,8 +37,24 @@ from tui.core.profile import (
     strategy_from_dict,
     strategy_to_dict,
 )
+from tui.core.scores import (
+    MODEL_SPEC_KEY,
+    QUANT,
+    SCORES_FILE,
+    ScoreStore,
+    ScoreStoreError,
+    unpack_pairs,
+)
 from tui.core.store import Edit, Store, content_hash
 from tui.core.strategy import BUCKETS, PATTERNS, UNSORTED, Concept, Renderer, Strategy
+from tui.core.tagger.settings import (
+    CATEGORY_CHARACTER,
+    CATEGORY_RATING,
+    TaggerSettings,
+    select_tags,
+    tagger_settings_from_dict,
+    tagger_settings_to_dict,
+)
 from tui.core.writer import (
     UnsafePathError,
     fsync_folder,
@@ -64,6 +83,50 @@ class WorkingState:
     image_edits: dict[str, ImageEdits] = field(default_factory=dict)
     adopted: dict[str, int] = field(default_factory=dict)  # caption → seq of the adoption
     profile_ref: str = ""  # the profile file the strategy came from ("" = none yet)
+
+
+def _key_type(labels: int) -> str:
+    return "I" if (QUANT + 1) * labels <= 0xFFFFFFFF else "Q"
+
+
+def _pack_keys(blob: bytes, wide: bool, rank: list[int]) -> array:
+    """An image's stored pairs as sorted ints `(QUANT - q) * labels + rank`, `rank` the
+    label's place by name: by descending score, ties by name (the order of `select_tags`);
+    4 bytes each (8 for models of more than 65,535 labels)."""
+    n = len(rank)
+    indexes, quantised = unpack_pairs(blob, wide)
+    keys = sorted(
+        (QUANT - q) * n + rank[i] for i, q in zip(indexes, quantised, strict=True) if i < n
+    )
+    return array(_key_type(n), keys)
+
+
+def _label_spellings(labels: list[tuple[str, str, int]], underscores: str) -> list[str]:
+    """The labels spelled as captions are: converted by the parser's rule, or as the CSV has
+    them with `underscores = "keep"`."""
+    if underscores == "keep":
+        return [normalize_tag(raw, "keep") for _, raw, _ in labels]
+    return [name for name, _, _ in labels]
+
+
+def _ranks(names: list[str]) -> tuple[list[int], list[int]]:
+    """(label index → place by name, place by name → label index)."""
+    by_name = sorted(range(len(names)), key=names.__getitem__)
+    rank = [0] * len(names)
+    for r, i in enumerate(by_name):
+        rank[i] = r
+    return rank, by_name
+
+
+def _least_quantised(threshold: float) -> int:
+    """The least stored (quantised) score `q` with `q / QUANT >= threshold`: the fixed
+    threshold of `select_tags`, exactly, in the stored units."""
+    q = max(0, min(QUANT + 1, math.ceil(threshold * QUANT)))
+    while q > 0 and (q - 1) / QUANT >= threshold:
+        q -= 1
+    while q <= QUANT and q / QUANT < threshold:
+        q += 1
+    return q
 
 
 def _is_str_list(value: object) -> bool:
@@ -123,6 +186,13 @@ def check_edit(edit: Edit) -> str | None:
                 return f"{key!r} is not a list of tags"
     elif kind == "adopt" and not isinstance(p.get("caption"), str):
         return "'caption' is not text"
+    elif kind == "tagger":
+        if not isinstance(p.get("settings"), dict):
+            return "'settings' is not an object"
+        try:
+            tagger_settings_from_dict("the edit log", p["settings"])
+        except ProfileError as exc:
+            return f"its tagger settings are not valid: {exc}"
     # Unknown kinds (from a newer version) are kept in the log and ignored.
     return None
 
@@ -161,6 +231,9 @@ def apply_edit(state: WorkingState, edit: Edit) -> None:
                 edits.added.append(tag)
     elif kind == "adopt":
         state.adopted[p["caption"]] = edit.seq
+    elif kind == "tagger":
+        settings = tagger_settings_from_dict("the edit log", p["settings"])
+        state.strategy = replace(state.strategy, tagger=settings)
     elif kind == "concept":
         # A new concept, or a changed one (same name): the strategy's list keeps its order.
         concept = concept_from_dict("the edit log", "concept", p["concept"])
@@ -400,6 +473,20 @@ class Workspace:
         self._renderer: Renderer | None = None
         self._concept_renderers: dict[str, Renderer] = {}
         self._parser: TagParser | None = None
+        # Tagger scores of the latest model, 4 bytes a score (100k images stay cheap): image
+        # → its scores as sorted ints `(QUANT - q) * labels + rank` (see `_pack_keys`), by
+        # descending score; one label table, ranked by name as `_keys_mode` spells them.
+        self._score_keys: dict[str, array] = {}
+        self._score_labels: list[tuple[str, str, int]] = []  # (name, CSV spelling, category)
+        self._score_wide = False
+        self._label_categories: list[int] = []
+        self._keys_mode = ""
+        self._by_rank: list[int] = []
+        self._names_by_mode: dict[str, list[str]] = {}
+        self.score_model = ""  # the name of the model the scores come from ("" = none)
+        self.model_spec = ""  # the `--model` of the last `tag` ("" = unknown)
+        # Tagger tags per (settings, underscores): image → tags, derived once per settings.
+        self._derived: dict[tuple[TaggerSettings, str], dict[str, tuple[str, ...]]] = {}
 
     # ---- opening ----------------------------------------------------------------------------
 
@@ -468,6 +555,52 @@ class Workspace:
                     )
         self._parser = TagParser(fmt.underscores)
         self._read_captions(progress)
+        self._load_scores()
+
+    def _load_scores(self) -> None:
+        """Read the latest model's scores (read-only: a dataset never tagged gets nothing
+        created); a scores database that cannot be read is a problem, not a failed open."""
+        try:
+            store = ScoreStore.open_read(self.root)
+        except ScoreStoreError as exc:
+            self.problems.append(Problem(f"{STATE_DIR}/{SCORES_FILE}", str(exc)))
+            return
+        if store is None:
+            return
+        try:
+            model = store.latest_model()
+            if model is None:
+                self.model_spec = store.meta(MODEL_SPEC_KEY) or ""
+                return
+            self.model_spec = store.meta(MODEL_SPEC_KEY) or ""
+            name = dict(store.models()).get(model, "")
+            labels = store.labels(model)
+            wide = store.is_wide(model)
+            by_image = self.by_image
+            table = [(lb.name, lb.raw or lb.name, lb.category) for lb in labels]
+            mode = self.strategy.caption.underscores
+            rank, by_rank = _ranks(_label_spellings(table, mode))
+            keys = {
+                i: _pack_keys(b, wide, rank) for i, b in store.packed_scores(model) if i in by_image
+            }
+        except Exception as exc:  # sqlite3.Error: a damaged file must not stop the curator
+            self.problems.append(
+                Problem(
+                    f"{STATE_DIR}/{SCORES_FILE}",
+                    f"cannot read the tagger scores ({exc}); delete the file and tag again",
+                )
+            )
+            return
+        finally:
+            store.close()
+        self._score_keys = keys
+        self._keys_mode, self._by_rank = mode, by_rank
+        self._score_labels = table
+        self._label_categories = [lb.category for lb in labels]
+        self._names_by_mode = {}
+        self._score_wide = wide
+        self.score_model = name
+        self._derived = {}
 
     def _read_captions(self, progress: Progress | None) -> None:
         store = self.store
@@ -637,9 +770,187 @@ class Workspace:
 
     # ---- reading ----------------------------------------------------------------------------
 
-    def source_tags(self, image: str) -> tuple[str, ...]:
-        """The image's tags from its caption file, before per-image edits."""
+    def caption_source(self, image: str) -> tuple[str, ...]:
+        """The image's tags as its caption file holds them (the original, or adopted)."""
         return self.sources.get(self.by_image[image].caption, ())
+
+    @property
+    def has_scores(self) -> bool:
+        """Whether some image of the dataset has tagger scores."""
+        return bool(self._score_keys)
+
+    def is_tagged(self, image: str) -> bool:
+        """Whether the tagger scored this image."""
+        return image in self._score_keys
+
+    def image_scores(self, image: str) -> list[tuple[str, int, float]]:
+        """The image's (tag, category, score) triples by descending score, tags spelled as
+        the captions spell them (empty when it was not tagged)."""
+        by_rank = self._ranked()
+        keys = self._score_keys.get(image)
+        if keys is None:
+            return []
+        names = self._label_names()
+        categories = self._label_categories
+        n = len(names)
+        out = []
+        for k in keys:  # already by descending score, ties by name
+            i = by_rank[k % n]
+            out.append((names[i], categories[i], (QUANT - k // n) / QUANT))
+        return out
+
+    def _ranked(self) -> list[int]:
+        """Rank → label index for the keys, ranked again first when the captions' spelling
+        (`underscores`) changed since they were packed (ties sort by the new names)."""
+        mode = self.strategy.caption.underscores
+        if mode != self._keys_mode and self._score_keys:
+            rank, by_rank = _ranks(_label_spellings(self._score_labels, mode))
+            old = self._by_rank
+            n = len(old)
+            kind = _key_type(n)
+            self._score_keys = {
+                image: array(kind, sorted((k // n) * n + rank[old[k % n]] for k in keys))
+                for image, keys in self._score_keys.items()
+            }
+            self._keys_mode, self._by_rank = mode, by_rank
+        return self._by_rank
+
+    def _label_names(self) -> list[str]:
+        """The labels spelled as the captions are (one string per label, shared by every
+        image's tags): converted by the parser's rule, or as the CSV has them with
+        `underscores = "keep"`."""
+        underscores = self.strategy.caption.underscores
+        names = self._names_by_mode.get(underscores)
+        if names is None:
+            names = self._names_by_mode[underscores] = _label_spellings(
+                self._score_labels, underscores
+            )
+        return names
+
+    def tagger_tags(self, settings: TaggerSettings | None = None) -> dict[str, tuple[str, ...]]:
+        """Every tagged image's tagger tags under `settings` (default: the strategy's),
+        by descending score. Derived once per settings: a render only looks them up."""
+        settings = settings or self.strategy.tagger
+        key = (settings, self.strategy.caption.underscores)
+        hit = self._derived.get(key)
+        if hit is None:
+            if settings.mode == "fixed":
+                hit = self._select_fixed(settings)
+            else:
+                hit = {
+                    image: tuple(select_tags(self.image_scores(image), settings))
+                    for image in self._score_keys
+                }
+            if len(self._derived) >= 4:  # moving a threshold step by step: keep a few
+                self._derived.pop(next(iter(self._derived)))
+            self._derived[key] = hit
+        return hit
+
+    def _select_fixed(self, settings: TaggerSettings) -> dict[str, tuple[str, ...]]:
+        """`select_tags` with fixed thresholds, for every tagged image, on the stored ints: a
+        threshold key re-derives every image (100k of them), and floats, tuples and string
+        comparisons cost several times more. The same tags, in the same order.
+
+        An image's keys are sorted by descending score, ties by name: the scores at or above
+        the lower threshold are a prefix (one bisect), already in caption order."""
+        by_rank = self._ranked()
+        names = self._label_names()
+        n = len(names)
+        if not n:
+            return {}
+        ranked_names = [names[i] for i in by_rank]
+        ranked_categories = [self._label_categories[i] for i in by_rank]
+        ratings = {r for r, c in enumerate(ranked_categories) if c == CATEGORY_RATING}
+        general_q = _least_quantised(settings.general_threshold)
+        character_q = _least_quantised(settings.character_threshold)
+        # Per rank: the largest `QUANT - q` kept (-1: never; a rating is chosen apart).
+        most = [
+            -1
+            if c == CATEGORY_RATING
+            else QUANT - (character_q if c == CATEGORY_CHARACTER else general_q)
+            for c in ranked_categories
+        ]
+        cut = (QUANT - min(general_q, character_q) + 1) * n  # keys below it: at or above
+        # Two labels converted to one tag appear once (rare: only then is it checked).
+        dedupe = len({t.casefold() for t in names}) != n
+        want_rating = settings.rating and bool(ratings)
+        out: dict[str, tuple[str, ...]] = {}
+        for image, keys in self._score_keys.items():
+            kept = [k for k in keys[: bisect_left(keys, cut)] if k // n <= most[k % n]]
+            if want_rating:
+                # The top rating: the highest score, then the last by name (as `max`).
+                top = -1
+                for k in keys:
+                    if top >= 0 and k // n != top // n:
+                        break
+                    if k % n in ratings:
+                        top = k
+                if top >= 0:
+                    insort(kept, top)
+            tags = [ranked_names[k % n] for k in kept]
+            if dedupe:
+                seen: set[str] = set()
+                tags = [t for t in tags if not (t.casefold() in seen or seen.add(t.casefold()))]
+            out[image] = tuple(tags)
+        return out
+
+    def reload_scores(self) -> None:
+        """Read the scores again (after tagging): the sources are derived anew."""
+        self._load_scores()
+        self._counts = None
+        self._renderer = None
+
+    def tagger_candidates(self, image: str, margin: float = 0.10) -> list[tuple[str, float]]:
+        """General tags of the image scored just below the general threshold (within
+        `margin`), not among its tags: what one more step down would add. None in `mcut`
+        mode (its threshold is per image) or when the tagger is not a source."""
+        settings = self.strategy.tagger
+        if settings.mode != "fixed" or settings.source == "caption" or not self.is_tagged(image):
+            return []
+        low, high = settings.general_threshold - margin, settings.general_threshold
+        present = {t.casefold() for t in self.image_tags(image, include_removed=True)}
+        return [
+            (tag, score)
+            for tag, category, score in self.image_scores(image)
+            if category == 0 and low <= score < high and tag.casefold() not in present
+        ]
+
+    def tagger_moves(self, old: TaggerSettings, new: TaggerSettings) -> tuple[int, int]:
+        """How many tags (on every image, per-image edits aside) enter and leave the
+        dataset's sources when the `[tagger]` table goes from `old` to `new`."""
+        if old.source == "caption" or new.source == "caption":
+            return 0, 0
+        before, after = self.tagger_tags(old), self.tagger_tags(new)
+        entered = left = 0
+        for image, tags in after.items():
+            was = before.get(image, ())
+            if tags != was:
+                old_keys = {t.casefold() for t in was}
+                new_keys = {t.casefold() for t in tags}
+                entered += len(new_keys - old_keys)
+                left += len(old_keys - new_keys)
+        return entered, left
+
+    def source_tags(self, image: str) -> tuple[str, ...]:
+        """The image's source tags, before per-image edits: from its caption file, or from
+        its tagger scores by the strategy's `[tagger]` table (`source`: auto = tagger tags
+        where the image was tagged, caption tags elsewhere; tagger; caption; both = caption
+        tags, then the tagger tags not already there)."""
+        caption_tags = self.sources.get(self.by_image[image].caption, ())
+        if not self._score_keys:
+            return caption_tags
+        source = self.strategy.tagger.source
+        if source == "caption":
+            return caption_tags
+        tagged = self.tagger_tags().get(image)
+        if source == "auto":
+            return caption_tags if tagged is None else tagged
+        if source == "tagger":
+            return tagged or ()
+        if not tagged:
+            return caption_tags
+        present = {t.casefold() for t in caption_tags}
+        return caption_tags + tuple(t for t in tagged if t.casefold() not in present)
 
     def image_tags(self, image: str, include_removed: bool = False) -> tuple[str, ...]:
         """The image's tags with its per-image edits applied (what is rendered).
@@ -663,6 +974,8 @@ class Workspace:
         if self._counts is None:
             if self.state.image_edits:
                 tags = map(self.image_tags, (e.image for e in self.images))
+            elif self._score_keys and self.strategy.tagger.source != "caption":
+                tags = map(self.source_tags, (e.image for e in self.images))
             else:  # the common case, in C: every image's source as it is
                 tags = map(self.sources.__getitem__, (e.caption for e in self.images))
             self._counts = Counter(chain.from_iterable(tags))
@@ -792,7 +1105,7 @@ class Workspace:
             edit = Edit(0, kind, payload)
         apply_edit(self.state, edit)
         self.logged_strategy = self.state.strategy
-        if kind in ("image_tags", "adopt", "strategy"):
+        if kind in ("image_tags", "adopt", "strategy", "tagger"):
             self._counts = None
         self.has_strategy = True
 
@@ -812,6 +1125,11 @@ class Workspace:
     def add_concept(self, concept: Concept) -> None:
         """Add a concept (or replace the one of the same name); one undo step."""
         self.record("concept", {"concept": concept_to_dict(concept)})
+
+    def set_tagger(self, settings: TaggerSettings) -> None:
+        """Change how tagger scores become source tags (thresholds, mode, rating, source):
+        one undo step; the captions re-render from the stored scores, no model is run."""
+        self.record("tagger", {"settings": tagger_settings_to_dict(settings)})
 
     def set_pattern(self, pattern: str) -> None:
         if pattern not in PATTERNS:

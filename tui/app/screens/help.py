@@ -56,6 +56,10 @@ def key_table(keymap: dict[str, str]) -> str:
             .replace("left_square_bracket", "[")
             .replace("question_mark", "?")
             .replace("slash", "/")
+            .replace("minus", "-")
+            .replace("equals_sign", "=")
+            .replace("underscore", "_")
+            .replace("plus", "+")
             for k in keys.split(",")
         )
         # Keys come from the user's config file: shown escaped, never as table syntax.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 
 from rich.text import Text
@@ -29,12 +30,24 @@ class TagList(VirtualList[str]):
         self.suggestions: Mapping[str, Suggestion] = {}
         # The concept whose buckets the image view shows (None: the profile's).
         self.concept: Concept | None = None
+        # In the image view: tagger scores (casefolded tag → score) and the candidates, tags
+        # just under the general threshold shown dim after the image's tags (space adds one).
+        self.scores: Mapping[str, float] = {}
+        self.candidates: Collection[str] = frozenset()
 
     def show_image_tags(
-        self, rows: Sequence[str], removed: Collection[str], keep: str | None = None
+        self,
+        rows: Sequence[str],
+        removed: Collection[str],
+        keep: str | None = None,
+        scores: Mapping[str, float] | None = None,
+        candidates: Collection[str] = (),
     ) -> None:
-        """The image view's rows: the image's tags, `removed` the ones removed from it."""
+        """The image view's rows: the image's tags, `removed` the ones removed from it,
+        `scores` the tagger's, `candidates` (among `rows`) the tags under the threshold."""
         self.removed = removed
+        self.scores = scores or {}
+        self.candidates = frozenset(candidates)
         self.set_rows(rows, keep=keep)
 
     def bucket_style(self, bucket: str, extra: str = "") -> str:
@@ -49,10 +62,14 @@ class TagList(VirtualList[str]):
         total = len(ws.images) or 1
         n = counts.get(row, 0)
         removed = not self.dataset_view and row in self.removed
+        candidate = not self.dataset_view and row in self.candidates
+        score = None if self.dataset_view else self.scores.get(row.casefold())
         text = Text()
         letter = f" {BUCKET_BY_NAME[bucket].letter} "
         suggestion = self.suggestions.get(row) if bucket == UNSORTED else None
-        if suggestion is not None:
+        if candidate:
+            text.append(" + ", style="dim")
+        elif suggestion is not None:
             # A ghost: the suggested bucket's letter, lower case and dim, until accepted (s).
             ghost = f" {BUCKET_BY_NAME[suggestion.bucket].letter.lower()} "
             text.append(ghost, style=self.bucket_style(suggestion.bucket, "dim italic"))
@@ -62,12 +79,21 @@ class TagList(VirtualList[str]):
             text.append(letter, style=self.bucket_style(bucket, "bold reverse"))
         text.append(" ")
         stats = f"{n:>6} {100 * n / total:5.1f}%"
-        name_width = max(1, width - 4 - len(stats) - 1)
+        # Cut, not rounded, to two decimals: a tag shown 0.xy is kept at a threshold of 0.xy
+        # and not above (the threshold keys move by hundredths).
+        shown_score = "" if score is None else f" {math.floor(score * 100) / 100:.2f}"
+        name_width = max(1, width - 4 - len(stats) - 1 - len(shown_score))
         shown = safe_text(row)  # a tag's control characters are escaped, not obeyed
         name = shown if len(shown) <= name_width else shown[: name_width - 1] + "…"
-        text.append(
-            name.ljust(name_width), style="strike dim" if removed else self.bucket_style(bucket)
-        )
+        if removed:
+            style = "strike dim"
+        elif candidate:
+            style = "dim italic"
+        else:
+            style = self.bucket_style(bucket)
+        text.append(name.ljust(name_width), style=style)
+        if shown_score:
+            text.append(shown_score, style="dim" if candidate else "")
         text.append(" ")
         text.append(stats, style="dim")
         return text

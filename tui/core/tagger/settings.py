@@ -9,8 +9,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tui.core.profile import ProfileError
-
 # selected_tags.csv categories
 CATEGORY_GENERAL = 0
 CATEGORY_CHARACTER = 4
@@ -36,7 +34,10 @@ class TaggerSettings:
 _KEYS = tuple(TaggerSettings.__dataclass_fields__)
 
 
-def _fail(source_name: str, message: str) -> ProfileError:
+def _fail(source_name: str, message: str) -> Exception:
+    # Imported here: profile.py reads the [tagger] table with this module (a cycle at import).
+    from tui.core.profile import ProfileError
+
     return ProfileError(f"{source_name}: {message}")
 
 
