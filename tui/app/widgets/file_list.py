@@ -6,13 +6,15 @@ from rich.text import Text
 
 from tui.app.themes import bucket_variable
 from tui.app.widgets.virtual_list import VirtualList
+from tui.core.query import QueryError, TagIndex
 from tui.core.strategy import UNSORTED
 from tui.core.text import safe_text
 from tui.core.workspace import Workspace
 
 
 class FileList(VirtualList[str]):
-    """Rows are image paths relative to the dataset."""
+    """Rows are image paths relative to the dataset. Its filter is a query of the query
+    language (tui/core/query.py), evaluated over `index` on each keystroke."""
 
     BORDER_TITLE = "Files"
 
@@ -20,6 +22,36 @@ class FileList(VirtualList[str]):
         super().__init__(id=id)
         self.workspace: Workspace | None = None
         self.warnings: dict[str, list[str]] = {}
+        # Set by the app: built once per open or change of the images' tags.
+        self.index: TagIndex | None = None
+        self.query_error = ""  # why the filter typed last is not a query ("" = it is)
+        self._matched: frozenset[str] = frozenset()
+        self._good_filter = ""  # the last filter that was a query: its images are shown
+
+    def set_filter(self, text: str) -> None:
+        """Filter by a query; a malformed one keeps the last good result (`query_error`)."""
+        index = self.index
+        if index is None or not text.strip():
+            self.query_error = ""
+            self._good_filter = text
+            super().set_filter(text)
+            return
+        try:
+            matched = frozenset(index.match(text))
+        except QueryError as exc:
+            self.query_error = str(exc)
+            self.filter_text = text  # the box keeps what was typed; the rows stay
+            return
+        self.query_error = ""
+        self._matched = matched
+        self._good_filter = text
+        super().set_filter(text)
+
+    def row_matches(self, row: str, needle: str) -> bool:
+        if self.index is None:
+            return super().row_matches(row, needle)
+        # Typed while the last good filter was empty: nothing filters yet.
+        return not self._good_filter.strip() or row in self._matched
 
     def unsorted_count(self, image: str) -> int:
         ws = self.workspace
