@@ -126,6 +126,8 @@ async def test_r_renames_a_tag_everywhere_and_m_merges_it(dataset: Path) -> None
         await type_text(pilot, "yellow hair")
         await pilot.press("enter")
         assert app.ws.strategy.alias_of("blonde hair") == "yellow hair"
+        # The tag list says what the captions will say.
+        assert "blonde hair → yellow hair" in app.tags.row_text("blonde hair", 60).plain
         assert "yellow hair" in app.ws.caption_for("c.png")
         assert "blonde hair" not in app.ws.caption_for("c.png")
         app.tags.move_to("grin")

@@ -64,6 +64,9 @@ class TagList(VirtualList[str]):
         stats = f"{n:>6} {100 * n / total:5.1f}%"
         name_width = max(1, width - 4 - len(stats) - 1)
         shown = safe_text(row)  # a tag's control characters are escaped, not obeyed
+        written = ws.strategy.alias_of(row)
+        if written != row:  # renamed or merged (r, m): what the captions will say
+            shown = f"{shown} → {safe_text(written)}"
         name = shown if len(shown) <= name_width else shown[: name_width - 1] + "…"
         text.append(
             name.ljust(name_width), style="strike dim" if removed else self.bucket_style(bucket)
