@@ -706,6 +706,24 @@ def _edit_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def _alias_argv(argv: list[str]) -> list[str]:
+    """`alias`'s tags after `--`: `alias DS -_- sad` renames the emoticon `-_-`."""
+    options: list[str] = []
+    positionals: list[str] = []
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg == "--":
+            positionals.extend(rest)
+        elif arg == "--remove":
+            value = next(rest, None)
+            options.append(arg if value is None else f"--remove={value}")
+        elif arg.startswith("--remove=") or arg in ("-h", "--help"):
+            options.append(arg)
+        else:
+            positionals.append(arg)
+    return [argv[0], *options, "--", *positionals]
+
+
 def _find_argv(argv: list[str]) -> list[str]:
     """`find`'s arguments with its positionals after `--`: a query like `-blurry, smile`
     is a query, not an unknown option."""
@@ -855,8 +873,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_app(argv)
         if argv[0] == "find":
             argv = _find_argv(argv)
-        elif argv[0] in ("edit", "alias"):
+        elif argv[0] == "edit":
             argv = _edit_argv(argv)
+        elif argv[0] == "alias":
+            argv = _alias_argv(argv)
         args = build_parser().parse_args(argv)
         handler = {
             "apply": cmd_apply,

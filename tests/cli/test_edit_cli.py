@@ -114,3 +114,14 @@ def test_alias_usage_errors(capsys, root):
     assert main(["alias", str(root), "--remove", "grin"]) == 2  # no such alias
     assert "no alias" in capsys.readouterr().err
     assert main(["alias", str(root), "grin", "GRIN"]) == 2
+
+
+def test_tags_and_queries_that_start_with_a_dash(capsys, make_dataset):
+    root = make_dataset({"a.png": None, "a.txt": "-_-, smile", "b.png": None, "b.txt": "grin"})
+    assert main(["alias", str(root), "-_-", "sad"]) == 0
+    assert "renamed to" in capsys.readouterr().err
+    assert main(["edit", str(root), "--where", "-smile", "--add", "-.-"]) == 0
+    assert "1 image(s) edited" in capsys.readouterr().err
+    shown = dry_run(capsys, root)
+    assert shown["a.png"] == "sad, smile"
+    assert shown["b.png"] == "grin, -.-"

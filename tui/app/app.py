@@ -668,10 +668,10 @@ class CuratorApp(App[int]):
             self.notify(f"none of the {len(shown):,} images shown has {safe_text(tag)}")
             return
         question = (
-            f"Remove {safe_text(tag)} from {len(targets):,} image(s) "
+            f"Remove {tag} from {len(targets):,} image(s) "
             f"(of the {len(shown):,} shown)? One undo step."
         )
-        self._set_status(Text(f" x: {question}"))
+        self._set_status(Text(f" x: {safe_text(question)}"))  # the dialog escapes its own
 
         def confirmed(yes: bool | None) -> None:
             self._update_status()
