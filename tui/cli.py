@@ -50,6 +50,8 @@ SUBCOMMANDS = (
     "guide",
     "export",
     "find",
+    "edit",
+    "alias",
     "tag",
     "reset-state",
 )
@@ -187,6 +189,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("query", metavar="QUERY", help="a query (see README: Finding images)")
     _add_profile_option(p)
+    p = sub.add_parser(
+        "edit",
+        help="add/remove tags on the images a query finds (state only; apply writes them)",
+        description="Add and remove tags on every image a query finds (default: every image), "
+        "as one undoable edit recorded in the dataset's state, exactly like an edit in the app. "
+        "No caption file is written: `apply` writes them. Example: lora-curator edit DATASET "
+        "--where 'black hair, -smile' --add 'serious' --remove 'blush'.",
+    )
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument(
+        "--where", metavar="QUERY", help="the images to edit (see README: Finding images)"
+    )
+    p.add_argument("--add", metavar="TAG", action="append", default=[], help="a tag to add")
+    p.add_argument("--remove", metavar="TAG", action="append", default=[], help="a tag to remove")
+    p = sub.add_parser(
+        "alias",
+        help="rename a tag dataset-wide, or merge it into another (state only)",
+        description="Write the tag FROM as TO in every caption (onto a tag the dataset has "
+        "already: a merge), or with --remove FROM take the alias away. One undoable edit "
+        "recorded in the dataset's state, saved into the profile by the app; `apply` writes "
+        "the captions.",
+    )
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("tags", metavar="FROM TO", nargs="*", help="the tag and its new name")
+    p.add_argument("--remove", metavar="FROM", help="remove the alias of FROM")
     p = sub.add_parser(
         "tag", help="tag the images with a WD14 model; every score is kept (captions untouched)"
     )
@@ -638,6 +665,110 @@ def cmd_find(args: argparse.Namespace) -> int:
         return EXIT_OK if found else EXIT_FAILURE
 
 
+def _batch_tags(values: list[str], ws: Workspace) -> list[str]:
+    """The tags of `--add`/`--remove`, read as a caption would be (`a, b` is two tags)."""
+    from tui.core.captions import parse_tags
+
+    underscores = ws.strategy.caption.underscores
+    return list(dict.fromkeys(t for v in values for t in parse_tags(v, underscores)))
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from tui.core.query import QueryError, parse_query, workspace_index
+
+    if not args.add and not args.remove:
+        raise UsageError("edit: give at least one --add TAG or --remove TAG")
+    if args.where is not None:
+        try:
+            parse_query(args.where)  # before the dataset is read, as `find` does
+        except QueryError as exc:
+            raise UsageError(f"query at {exc}") from None
+    with Workspace.open(args.dataset) as ws:
+        add, remove = _batch_tags(args.add, ws), _batch_tags(args.remove, ws)
+        if not add and not remove:
+            raise UsageError("edit: --add and --remove hold no tag")
+        if set(map(str.casefold, add)) & set(map(str.casefold, remove)):
+            raise UsageError("edit: a tag cannot be both added and removed")
+        if args.where is None:
+            found = [e.image for e in ws.images]
+        else:
+            try:
+                found = workspace_index(ws).match(args.where)
+            except QueryError as exc:
+                raise UsageError(f"query at {exc}") from None
+        touched = ws.edit_many(found, add=add, remove=remove)
+        if touched:
+            _err(
+                f"{touched} image(s) edited of the {len(found)} found (one edit: ctrl+z in "
+                "the app undoes it); no caption written: `apply` writes them"
+            )
+        else:
+            _err(f"nothing to change on the {len(found)} image(s) found; nothing recorded")
+        return EXIT_OK
+
+
+def cmd_alias(args: argparse.Namespace) -> int:
+    if args.remove is not None:
+        if args.tags:
+            raise UsageError("alias: either FROM TO or --remove FROM, not both")
+        source, target = args.remove, None
+    elif len(args.tags) == 2:
+        source, target = args.tags
+        if not source.strip() or not target.strip():
+            raise UsageError("alias: FROM and TO must be tags, not empty")
+    else:
+        raise UsageError("alias: give FROM TO (rename FROM) or --remove FROM")
+    with Workspace.open(args.dataset) as ws:
+        try:
+            ws.set_alias(source, target)
+        except ValueError as exc:
+            raise UsageError(f"alias: {exc}") from None
+        key = source.strip().casefold()
+        on = sum(1 for e in ws.images if any(t.casefold() == key for t in ws.image_tags(e.image)))
+        if target is None:
+            _err(f"alias of {source.strip()!r} removed; no caption written: `apply` writes them")
+        else:
+            merged = any(t.casefold() == target.strip().casefold() for t in ws.tag_counts())
+            what = "merged into" if merged else "renamed to"
+            _err(
+                f"{source.strip()!r} {what} {target.strip()!r} on {on} image(s) (one edit: "
+                "ctrl+z in the app undoes it); no caption written: `apply` writes them"
+            )
+        return EXIT_OK
+
+
+def _edit_argv(argv: list[str]) -> list[str]:
+    """`edit`'s option values glued to their option: `--where -blurry` and `--remove -_-`
+    are a query and a tag, not unknown options."""
+    out = [argv[0]]
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg in ("--where", "--add", "--remove"):
+            value = next(rest, None)
+            out.append(arg if value is None else f"{arg}={value}")
+        else:
+            out.append(arg)
+    return out
+
+
+def _alias_argv(argv: list[str]) -> list[str]:
+    """`alias`'s tags after `--`: `alias DS -_- sad` renames the emoticon `-_-`."""
+    options: list[str] = []
+    positionals: list[str] = []
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg == "--":
+            positionals.extend(rest)
+        elif arg == "--remove":
+            value = next(rest, None)
+            options.append(arg if value is None else f"--remove={value}")
+        elif arg.startswith("--remove=") or arg in ("-h", "--help"):
+            options.append(arg)
+        else:
+            positionals.append(arg)
+    return [argv[0], *options, "--", *positionals]
+
+
 def _find_argv(argv: list[str]) -> list[str]:
     """`find`'s arguments with its positionals after `--`: a query like `-blurry, smile`
     is a query, not an unknown option."""
@@ -790,6 +921,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_app(argv)
         if argv[0] == "find":
             argv = _find_argv(argv)
+        elif argv[0] == "edit":
+            argv = _edit_argv(argv)
+        elif argv[0] == "alias":
+            argv = _alias_argv(argv)
         args = build_parser().parse_args(argv)
         handler = {
             "apply": cmd_apply,
@@ -801,6 +936,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "guide": cmd_guide,
             "export": cmd_export,
             "find": cmd_find,
+            "edit": cmd_edit,
+            "alias": cmd_alias,
             "tag": cmd_tag,
             "reset-state": cmd_reset_state,
         }[args.command]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from enum import Enum
@@ -52,6 +52,7 @@ from tui.core.profile import (
     load_profile,
     save_profile,
 )
+from tui.core.query import workspace_index
 from tui.core.store import StateError
 from tui.core.strategy import PATTERNS, UNSORTED, Concept, Strategy
 from tui.core.suggest import suggest_buckets
@@ -95,6 +96,10 @@ EDIT_ACTIONS = {
     "diagnostics",
     "new_concept",
     "threshold",
+    "batch_add",
+    "batch_remove",
+    "rename_tag",
+    "merge_tag",
 }
 # How far below the general threshold a tag is shown as a candidate in the image view.
 CANDIDATE_MARGIN = 0.10
@@ -144,6 +149,8 @@ class CuratorApp(App[int]):
         self._idle_gc: Timer | None = None
         self._last_key = 0.0  # time.monotonic() of the last key
         self._garbage = False  # a key came since the last idle collection
+        # The file list's query index needs building again (the images' tags changed).
+        self._index_stale = True
 
     def notify(
         self,
@@ -272,6 +279,9 @@ class CuratorApp(App[int]):
                     warnings.setdefault(image, []).append(problem.message)
         self.files.workspace = ws
         self.files.warnings = warnings
+        self._index_stale = True
+        if self.files.filter_text.strip():
+            self._fresh_index()
         self.tags.workspace = ws
         self.preview.root = ws.root
         self._update_suggestions()
@@ -423,6 +433,15 @@ class CuratorApp(App[int]):
         if ws is None:
             return
         self._update_suggestions(changed_tags)
+        index = self.files.index
+        if changed_tags is not None and index is not None and not self._index_stale:
+            # Only buckets moved: the tags of the images are the same.
+            index.set_buckets(ws.strategy.bucket_of, changed_tags)
+            index.set_changed(ws.will_change)
+        else:
+            self._index_stale = True
+            if self.files.filter_text.strip():
+                self._fresh_index()  # the shown rows stay; the next keystroke sees the edit
         if self.tags.dataset_view:
             self.tags.refresh_rows()
         elif self.image is not None:
@@ -602,6 +621,179 @@ class CuratorApp(App[int]):
         # A completion is typed into the box as it is shown: only tags that show as they are.
         suggestions = sorted((t for t in ws.tag_counts() if is_safe(t)), key=str.casefold)
         self.push_screen(PromptScreen(f"Add a tag to {image}", suggestions=suggestions), done)
+
+    # ---- batches: the images the file list shows, the tags of the dataset ------------------
+
+    def _shown_images(self) -> list[str] | None:
+        """The images a batch acts on: those the filtered file list shows (None: the list is
+        not filtered, and the user is told how to filter it)."""
+        if not self.files.filter_text.strip() and self.files.scope is None:
+            self.notify(
+                "filter the files first (/ types a query, e.g. black hair, -smile): "
+                "a batch acts on every image shown"
+            )
+            return None
+        return list(self.files.rows)
+
+    def _safe_tags(self, tags: Iterable[str]) -> list[str]:
+        # A completion is typed into the box as it is shown: only tags that show as they are.
+        return sorted((t for t in tags if is_safe(t)), key=str.casefold)
+
+    def action_batch_add(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        shown = self._shown_images()
+        if shown is None:
+            return
+        self._set_status(Text(f" b: adds a tag to each of the {len(shown):,} images shown"))
+
+        def done(value: str | None) -> None:
+            ws = self.ws
+            self._update_status()
+            if not value or ws is None:
+                return
+            new = list(parse_tags(value, ws.strategy.caption.underscores))
+            self._run_batch(shown, add=new)
+
+        self.push_screen(
+            PromptScreen(
+                f"Add a tag to each of the {len(shown):,} images shown (one undo step)",
+                suggestions=self._safe_tags(ws.tag_counts()),
+            ),
+            done,
+        )
+
+    def action_batch_remove(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        shown = self._shown_images()
+        if shown is None:
+            return
+        tag = self.tags.current
+        if tag is None:
+            self._set_status(Text(f" x: removes a tag from the {len(shown):,} images shown"))
+
+            def asked(value: str | None) -> None:
+                ws = self.ws
+                self._update_status()
+                if not value or ws is None:
+                    return
+                self._run_batch(
+                    shown, remove=list(parse_tags(value, ws.strategy.caption.underscores))
+                )
+
+            on_shown = {t for image in shown for t in ws.image_tags(image)}
+            self.push_screen(
+                PromptScreen(
+                    f"Remove a tag from the {len(shown):,} images shown (one undo step)",
+                    suggestions=self._safe_tags(on_shown),
+                ),
+                asked,
+            )
+            return
+        targets = ws.batch_targets(shown, remove=[tag])
+        if not targets:
+            self.notify(f"none of the {len(shown):,} images shown has {safe_text(tag)}")
+            return
+        question = (
+            f"Remove {tag} from {len(targets):,} image(s) "
+            f"(of the {len(shown):,} shown)? One undo step."
+        )
+        self._set_status(Text(f" x: {safe_text(question)}"))  # the dialog escapes its own
+
+        def confirmed(yes: bool | None) -> None:
+            self._update_status()
+            if yes:
+                self._run_batch(shown, remove=[tag])
+
+        self.push_screen(ConfirmScreen(question), confirmed)
+
+    def _run_batch(
+        self, images: list[str], add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> None:
+        """One batch edit (one undo step), and what it did."""
+        ws = self.ws
+        if ws is None or not (add or remove):
+            return
+        touched: list[int] = []
+        if not self._change(lambda: touched.append(ws.edit_many(images, add=add, remove=remove))):
+            return
+        what = ", ".join(safe_text(t) for t in [*add, *remove])
+        if not touched[0]:
+            self.notify(f"nothing to change: the {len(images):,} images shown are as asked")
+            return
+        verb = "added to" if add else "removed from"
+        self.notify(
+            f"{what} {verb} {touched[0]:,} image(s) of the {len(images):,} shown (ctrl+z undoes)"
+        )
+        self._refresh_all()
+
+    def action_rename_tag(self) -> None:
+        ws = self.ws
+        tag = self.tags.current
+        if ws is None or tag is None:
+            return
+        current = ws.strategy.alias_of(tag)
+        n = ws.tag_counts().get(tag, 0)
+
+        def done(value: str | None) -> None:
+            if value is None or not value.strip() or value.strip() == current:
+                return
+            self._set_alias(tag, value.strip())
+
+        self.push_screen(
+            PromptScreen(
+                f"Rename {tag} in every caption ({n:,} images; an alias, ctrl+z undoes)",
+                value=safe_text(current) if current != tag else "",
+            ),
+            done,
+        )
+
+    def action_merge_tag(self) -> None:
+        ws = self.ws
+        tag = self.tags.current
+        if ws is None or tag is None:
+            return
+        counts = ws.tag_counts()
+        others = self._safe_tags(t for t in counts if t.casefold() != tag.casefold())
+
+        def done(value: str | None) -> None:
+            ws = self.ws
+            if value is None or ws is None or not value.strip():
+                return
+            into = value.strip()
+            known = {t.casefold(): t for t in ws.tag_counts()}
+            if into.casefold() not in known:
+                self.notify(
+                    f"the dataset has no tag {safe_text(into)}: r renames {safe_text(tag)} instead"
+                )
+                return
+            self._set_alias(tag, known[into.casefold()])
+
+        self.push_screen(
+            PromptScreen(
+                f"Merge {tag} ({counts.get(tag, 0):,} images) into which tag? (ctrl+z undoes)",
+                suggestions=others,
+            ),
+            done,
+        )
+
+    def _set_alias(self, tag: str, target: str) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        try:  # an alias replaces any earlier one of this tag
+            if not self._change(partial(ws.set_alias, tag, target)):
+                return
+        except ValueError as exc:  # e.g. renamed to itself: nothing recorded
+            self.notify(str(exc), severity="warning")
+            return
+        self.notify(
+            f"{safe_text(tag)} is written as {safe_text(target)} in every caption (ctrl+z undoes)"
+        )
+        self._refresh_all()
 
     def action_next_image(self) -> None:
         self.files.cursor += 1
@@ -833,10 +1025,21 @@ class CuratorApp(App[int]):
         else:
             self.notify(text)
 
+    def _fresh_index(self) -> None:
+        """Build the file list's query index when the images' tags changed since the last
+        build: once per open or tag-changing edit, never per keystroke."""
+        ws = self.ws
+        if ws is None or not self._index_stale:
+            return
+        self.files.index = workspace_index(ws)
+        self._index_stale = False
+
     def action_filter(self) -> None:
         focused = self.focused
         target = focused if isinstance(focused, VirtualList) else self.files
         self.filter_target = target
+        if target is self.files:
+            self._fresh_index()
         box = self.query_one("#filter", Input)
         box.value = target.filter_text
         box.add_class("visible")
@@ -845,6 +1048,26 @@ class CuratorApp(App[int]):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter" and self.filter_target is not None:
             self.filter_target.set_filter(event.value)
+            if self.filter_target is self.files:
+                self._show_query_state()
+
+    def _show_query_state(self) -> None:
+        """A malformed query while typing: its error in the filter box and the status bar
+        (the last good result stays shown); else how many images it finds."""
+        box = self.query_one("#filter", Input)
+        files = self.files
+        if files.query_error:
+            box.border_title = safe_text(f"query at {files.query_error}")
+            box.add_class("-error")
+            self._set_status(Text(f" query at {safe_text(files.query_error)}", style="bold"))
+            return
+        box.remove_class("-error")
+        box.border_title = (
+            f"{len(files.rows):,} of {len(self.ws.images):,} images"
+            if self.ws is not None and files.filter_text.strip()
+            else ""
+        )
+        self._update_status()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":

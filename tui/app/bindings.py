@@ -47,7 +47,6 @@ APP_BINDINGS: list[Binding] = [
     Binding("N", "new_concept", "new concept from folder", id="new-concept", show=False),
     Binding("C", "toggle_bucket_target", "keys: profile/concept", id="bucket-target", show=False),
     Binding("c", "cycle_concept_scope", "files of a concept", id="concept-scope", show=False),
-    Binding("slash", "filter", "filter", id="filter", show=False),
     # Tagger thresholds (stored scores, no model run): a step of 0.05 down or up.
     Binding(
         "minus",
@@ -78,6 +77,13 @@ APP_BINDINGS: list[Binding] = [
         show=False,
     ),
     Binding("ctrl+t", "tag_images", "tag images not yet tagged", id="tag-images", show=False),
+    Binding("slash", "filter", "filter (files: a query)", id="filter", show=False),
+    Binding("b", "batch_add", "add a tag to every shown image", id="batch-add", show=False),
+    Binding(
+        "x", "batch_remove", "remove a tag from every shown image", id="batch-remove", show=False
+    ),
+    Binding("r", "rename_tag", "rename tag everywhere (alias)", id="rename-tag", show=False),
+    Binding("m", "merge_tag", "merge tag into another", id="merge-tag", show=False),
     Binding("ctrl+s", "save", "save", id="save", priority=True),
     Binding("ctrl+z", "undo", "undo", id="undo", show=False, priority=True),
     Binding("ctrl+y", "redo", "redo", id="redo", show=False, priority=True),

@@ -184,6 +184,12 @@ def check_edit(edit: Edit) -> str | None:
         for key in ("remove", "restore", "add"):
             if not _is_str_list(p.get(key, [])):
                 return f"{key!r} is not a list of tags"
+    elif kind == "images_tags":
+        if not _is_str_list(p.get("images")):
+            return "'images' is not a list of image paths"
+        for key in ("remove", "add"):
+            if not _is_str_list(p.get(key, [])):
+                return f"{key!r} is not a list of tags"
     elif kind == "adopt" and not isinstance(p.get("caption"), str):
         return "'caption' is not text"
     elif kind == "tagger":
@@ -217,18 +223,14 @@ def apply_edit(state: WorkingState, edit: Edit) -> None:
         state.strategy = strategy_from_dict(p["profile"], p.get("ref") or "working strategy")
         state.profile_ref = p.get("ref", "")
     elif kind == "image_tags":
-        edits = state.image_edits.setdefault(p["image"], ImageEdits())
-        for tag in p.get("remove", []):
-            key = tag.casefold()
-            edits.removed.add(key)
-            edits.added = [t for t in edits.added if t.casefold() != key]
-        for tag in p.get("restore", []):
-            edits.removed.discard(tag.casefold())
-        for tag in p.get("add", []):
-            key = tag.casefold()
-            edits.removed.discard(key)
-            if all(t.casefold() != key for t in edits.added):
-                edits.added.append(tag)
+        _edit_one_image(
+            state, p["image"], p.get("remove", []), p.get("restore", []), p.get("add", [])
+        )
+    elif kind == "images_tags":
+        # A batch (the images a query found): one edit of the log, one undo step.
+        remove, add = p.get("remove", []), p.get("add", [])
+        for image in p["images"]:
+            _edit_one_image(state, image, remove, (), add)
     elif kind == "adopt":
         state.adopted[p["caption"]] = edit.seq
     elif kind == "tagger":
@@ -245,6 +247,28 @@ def apply_edit(state: WorkingState, edit: Edit) -> None:
             concepts.append(concept)
         state.strategy = replace(state.strategy, concepts=tuple(concepts))
     # Unknown kinds (from a newer version) are ignored rather than lost.
+
+
+def _edit_one_image(
+    state: WorkingState,
+    image: str,
+    remove: Iterable[str],
+    restore: Iterable[str],
+    add: Iterable[str],
+) -> None:
+    """Remove, then restore, then add tags on one image of the working state."""
+    edits = state.image_edits.setdefault(image, ImageEdits())
+    for tag in remove:
+        key = tag.casefold()
+        edits.removed.add(key)
+        edits.added = [t for t in edits.added if t.casefold() != key]
+    for tag in restore:
+        edits.removed.discard(tag.casefold())
+    for tag in add:
+        key = tag.casefold()
+        edits.removed.discard(key)
+        if all(t.casefold() != key for t in edits.added):
+            edits.added.append(tag)
 
 
 def _apply_bucket_changes(
@@ -1105,7 +1129,7 @@ class Workspace:
             edit = Edit(0, kind, payload)
         apply_edit(self.state, edit)
         self.logged_strategy = self.state.strategy
-        if kind in ("image_tags", "adopt", "strategy", "tagger"):
+        if kind in ("image_tags", "images_tags", "adopt", "strategy", "tagger"):
             self._counts = None
         self.has_strategy = True
 
@@ -1169,6 +1193,54 @@ class Workspace:
             "image_tags",
             {"image": image, "remove": list(remove), "restore": list(restore), "add": list(add)},
         )
+
+    def edit_many(
+        self, images: Iterable[str], add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> int:
+        """Add and remove tags on many images at once (e.g. the images a query found): one
+        edit of the log, one undo step. Returns how many images it touched (0: nothing was
+        recorded: no image, no tag, or an image that is not in the dataset is refused)."""
+        add, remove = list(add), list(remove)
+        images = self.batch_targets(images, add, remove)
+        if not images:
+            return 0
+        self.record("images_tags", {"images": images, "add": add, "remove": remove})
+        return len(images)
+
+    def batch_targets(
+        self, images: Iterable[str], add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> list[str]:
+        """The images among `images` whose tags `edit_many` would change: those missing a tag
+        to add or having a tag to remove (in their order, each once). A `ValueError` names
+        an image that is not in the dataset."""
+        add_keys = {t.casefold() for t in add}
+        remove_keys = {t.casefold() for t in remove}
+        if not (add_keys or remove_keys):
+            return []
+        targets: list[str] = []
+        for image in dict.fromkeys(images):
+            if image not in self.by_image:
+                raise ValueError(f"not an image of the dataset: {image!r}")
+            have = {t.casefold() for t in self.image_tags(image)}
+            if add_keys - have or remove_keys & have:
+                targets.append(image)
+        return targets
+
+    def set_alias(self, tag: str, target: str | None) -> None:
+        """Write `tag` as `target` everywhere in the dataset (rename it; onto a tag that exists
+        already: merge it into that one); `target` None or empty removes the alias. One undo
+        step, in the working strategy (saved into the profile)."""
+        tag = tag.strip()
+        target = (target or "").strip() or None
+        if not tag:
+            raise ValueError("an alias needs the tag it renames")
+        if target is not None and target.casefold() == tag.casefold():
+            raise ValueError(f"{tag!r} would be renamed to itself")
+        if target is None and tag.casefold() not in self.strategy.alias_index:
+            raise ValueError(f"{tag!r} has no alias to remove")
+        # Keep the table's own spelling of the source, so the alias replaces, never doubles.
+        spelled = next((t for t in self.strategy.aliases if t.casefold() == tag.casefold()), tag)
+        self.record("alias", {"tag": spelled, "target": target})
 
     def adopt_disk_version(self, caption: str) -> None:
         """Take the caption file's current content (changed by another tool) as its source.

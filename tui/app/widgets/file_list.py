@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 
 from tui.app.themes import bucket_variable
 from tui.app.widgets.virtual_list import VirtualList
+from tui.core.query import QueryError, TagIndex
 from tui.core.strategy import UNSORTED
 from tui.core.text import safe_text
 from tui.core.workspace import Workspace
 
 
 class FileList(VirtualList[str]):
-    """Rows are image paths relative to the dataset."""
+    """Rows are image paths relative to the dataset. Its filter is a query of the query
+    language (tui/core/query.py), evaluated over `index` on each keystroke."""
 
     BORDER_TITLE = "Files"
 
@@ -20,6 +24,64 @@ class FileList(VirtualList[str]):
         super().__init__(id=id)
         self.workspace: Workspace | None = None
         self.warnings: dict[str, list[str]] = {}
+        # Set by the app: built once per open or change of the images' tags.
+        self.index: TagIndex | None = None
+        self.query_error = ""  # why the filter typed last is not a query ("" = it is)
+        self._found: list[str] = []  # what the last good query found, in index order
+        self._found_set: frozenset[str] | None = None  # the same as a set, made when needed
+        self._good_filter = ""  # the last filter that was a query: its images are shown
+        self._same_order: tuple[int, int, bool] = (0, 0, False)  # (id rows, id index, same)
+
+    def set_filter(self, text: str) -> None:
+        """Filter by a query; a malformed one keeps the last good result (`query_error`)."""
+        index = self.index
+        if index is None or not text.strip():
+            self.query_error = ""
+            self._good_filter = text
+            super().set_filter(text)
+            return
+        try:
+            found = index.match(text)
+        except QueryError as exc:
+            self.query_error = str(exc)
+            self.filter_text = text  # the box keeps what was typed; the rows stay
+            return
+        self.query_error = ""
+        self._found, self._found_set = found, None
+        self._good_filter = text
+        super().set_filter(text)
+
+    def _in_index_order(self, rows: Sequence[str]) -> bool:
+        """True when `rows` are every image in the index's order (checked once per list)."""
+        index = self.index
+        assert index is not None
+        rows_id, index_id, same = self._same_order
+        if rows_id != id(rows) or index_id != id(index):
+            same = list(rows) == index.images
+            self._same_order = (id(rows), id(index), same)
+        return same
+
+    def filtered(self, rows: Sequence[str], needle: str) -> list[str]:
+        if self.index is None:
+            return super().filtered(rows, needle)
+        if not self._good_filter.strip():
+            return list(rows)
+        if rows is self._all and self._in_index_order(rows):
+            return list(self._found)  # the usual case: the query's answer is the list
+        # Another order, or a concept scope: one C-level pass (bench/query.py).
+        if self._found_set is None:
+            self._found_set = frozenset(self._found)
+        return list(filter(self._found_set.__contains__, rows))
+
+    def row_matches(self, row: str, needle: str) -> bool:
+        if self.index is None:
+            return super().row_matches(row, needle)
+        # Typed while the last good filter was empty: nothing filters yet.
+        if not self._good_filter.strip():
+            return True
+        if self._found_set is None:
+            self._found_set = frozenset(self._found)
+        return row in self._found_set
 
     def unsorted_count(self, image: str) -> int:
         ws = self.workspace

@@ -84,6 +84,9 @@ class TagList(VirtualList[str]):
         shown_score = "" if score is None else f" {math.floor(score * 100) / 100:.2f}"
         name_width = max(1, width - 4 - len(stats) - 1 - len(shown_score))
         shown = safe_text(row)  # a tag's control characters are escaped, not obeyed
+        written = ws.strategy.alias_of(row)
+        if written != row:  # renamed or merged (r, m): what the captions will say
+            shown = f"{shown} → {safe_text(written)}"
         name = shown if len(shown) <= name_width else shown[: name_width - 1] + "…"
         if removed:
             style = "strike dim"

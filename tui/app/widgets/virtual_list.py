@@ -64,6 +64,10 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
     def row_matches(self, row: Row, needle: str) -> bool:
         return needle in str(row).casefold()
 
+    def filtered(self, rows: Sequence[Row], needle: str) -> list[Row]:
+        """The rows a filter keeps (subclasses may do it without a call per row)."""
+        return [r for r in rows if self.row_matches(r, needle)]
+
     def set_rows(self, rows: Sequence[Row], keep: Row | None = None) -> None:
         """Replace the rows; the cursor stays on `keep` (or the same row) when it is there."""
         current = keep if keep is not None else self.current
@@ -86,7 +90,7 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
             scope = self.scope
             rows = [r for r in rows if r in scope]
         if needle:
-            self.rows = [r for r in rows if self.row_matches(r, needle)]
+            self.rows = self.filtered(rows, needle)
         else:
             self.rows = rows
         self.virtual_size = Size(self.size.width, len(self.rows))
