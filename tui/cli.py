@@ -25,6 +25,7 @@ from tui.core.profile import (
     resolve_profile,
     save_profile,
 )
+from tui.core.session import guide_text, write_captions
 from tui.core.store import (
     CorruptStateError,
     NewerStateError,
@@ -289,21 +290,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
         strategy = _with_overrides(ws.strategy, args.pattern, args.trigger)
         _report_problems(ws)
         if args.dry_run:
-            ws.state.strategy = strategy
+            ws.override_strategy(strategy)
             out = sys.stdout
             for entry, caption in sorted(ws.render_all(), key=lambda ec: ec[0].image):
                 out.write(f"{quote_path(entry.image)}\t{safe_text(caption.rstrip(chr(10)))}\n")
             return EXIT_OK
-        ws.use_strategy(strategy, ref)
-        report = ws.apply(overwrite_changed=args.overwrite, adopt_changed=args.adopt)
+        report = write_captions(
+            ws, strategy, ref, overwrite_changed=args.overwrite, adopt_changed=args.adopt
+        )
         for path, why in report.skipped + report.failed:
             _err_file(path, why)
         print(report.summary(), file=sys.stderr)
-        if report.failed:
-            return EXIT_FAILURE
-        if ws.store is not None:
-            ws.store.mark_saved()
-        return EXIT_OK
+        return EXIT_FAILURE if report.failed else EXIT_OK
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
@@ -452,9 +450,7 @@ def cmd_guide(args: argparse.Namespace) -> int:
                 f"{ws.root}: no working strategy yet; give one with --profile "
                 "(a file or a library name), or curate the dataset in the app first"
             )
-        sys.stdout.write(
-            safe_text(render_guide(ws.strategy, ws.tag_counts(), len(ws.images)), keep_lines=True)
-        )
+        sys.stdout.write(safe_text(guide_text(ws), keep_lines=True))
         return EXIT_OK
 
 

@@ -658,6 +658,42 @@ class Workspace:
         kept.extend(t for t in edits.added if t.casefold() not in present)
         return tuple(kept)
 
+    def removed_on(self, image: str, rows: Iterable[str] | None = None) -> frozenset[str]:
+        """The tags removed from one image (of `rows`, default: all its tags with the removed
+        ones), as the checklist shows them struck through."""
+        kept = set(self.image_tags(image))
+        every = self.image_tags(image, include_removed=True) if rows is None else rows
+        return frozenset(t for t in every if t not in kept)
+
+    def unsorted_count(self, image: str) -> int:
+        """How many of an image's tags are in no bucket yet."""
+        bucket = self.strategy.effective_bucket
+        return sum(1 for t in self.image_tags(image) if bucket(t) == UNSORTED)
+
+    def is_changed_on_disk(self, image: str | None) -> bool:
+        """Whether another tool changed this image's caption since lora-curator read it."""
+        return image is not None and self.by_image[image].caption in self.changed_on_disk
+
+    def caption_path(self, image: str) -> str:
+        """The caption file of an image, relative to the dataset."""
+        return self.by_image[image].caption
+
+    def warnings_by_image(self) -> dict[str, list[str]]:
+        """The problems found at open, by image (a shared caption's problem on each of its
+        images); those of captions changed on disk are left out: they are shown live and go
+        away once adopted or overwritten."""
+        warnings: dict[str, list[str]] = {}
+        by_caption: dict[str, list[str]] = {}
+        for entry in self.images:
+            by_caption.setdefault(entry.caption, []).append(entry.image)
+        for problem in self.problems:
+            if problem.path in self.changed_on_disk:
+                continue
+            for image in by_caption.get(problem.path, [problem.path]):
+                if image in self.by_image:
+                    warnings.setdefault(image, []).append(problem.message)
+        return warnings
+
     def tag_counts(self) -> Counter[str]:
         """Number of images each tag is on (per-image edits included)."""
         if self._counts is None:
@@ -905,6 +941,27 @@ class Workspace:
         if self.store is None:
             return False
         return self.store.cursor() != self.store.saved_cursor()
+
+    def edit_cursor(self) -> int:
+        """The position in the edit log the working state is at (0 without a state)."""
+        return self.store.cursor() if self.store is not None else 0
+
+    def mark_saved(self, cursor: int | None = None) -> None:
+        """Record that the captions on disk are the working state at `cursor` (default: now);
+        a save passes the cursor it rendered, so edits made meanwhile stay unsaved.
+        `StateError` when the state cannot record it."""
+        if self.store is not None:
+            self.store.mark_saved(cursor)
+
+    @property
+    def profile_ref(self) -> str:
+        """The profile file the working strategy came from ("" = none yet)."""
+        return self.state.profile_ref
+
+    def override_strategy(self, strategy: Strategy) -> None:
+        """Render with `strategy` for this session only (e.g. `apply --dry-run --pattern`):
+        nothing is recorded; `use_strategy` makes it the dataset's working strategy."""
+        self.state.strategy = strategy
 
     # ---- writing ----------------------------------------------------------------------------
 
