@@ -274,19 +274,26 @@ def _report_problems(ws: Workspace) -> None:
         _err_file(problem.path, problem.message)
 
 
+def _no_strategy(dataset: object) -> UsageError:
+    return UsageError(
+        f"{dataset}: no working strategy yet; give one with --profile "
+        "(a file or a library name), or curate the dataset in the app first"
+    )
+
+
+def _need_a_strategy(dataset: str, profile: Strategy | None) -> None:
+    """Refuse before opening (which would create a state) a dataset that has no strategy
+    when none is given."""
+    if profile is None and not state_exists(check_root(dataset)):
+        raise _no_strategy(dataset)
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     profile, ref = _load_profile_arg(args.profile)
-    if profile is None and not state_exists(check_root(args.dataset)):
-        raise UsageError(
-            f"{args.dataset}: no working strategy yet; give one with --profile "
-            "(a file or a library name), or curate the dataset in the app first"
-        )
+    _need_a_strategy(args.dataset, profile)
     with Workspace.open(args.dataset, strategy=profile, read_only=args.dry_run) as ws:
         if not ws.has_strategy:
-            raise UsageError(
-                f"{ws.root}: no working strategy yet; give one with --profile "
-                "(a file or a library name), or curate the dataset in the app first"
-            )
+            raise _no_strategy(ws.root)
         strategy = _with_overrides(ws.strategy, args.pattern, args.trigger)
         _report_problems(ws)
         if args.dry_run:
@@ -446,10 +453,7 @@ def cmd_guide(args: argparse.Namespace) -> int:
         return EXIT_OK
     with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
         if not ws.has_strategy:
-            raise UsageError(
-                f"{ws.root}: no working strategy yet; give one with --profile "
-                "(a file or a library name), or curate the dataset in the app first"
-            )
+            raise _no_strategy(ws.root)
         sys.stdout.write(safe_text(guide_text(ws), keep_lines=True))
         return EXIT_OK
 
@@ -504,17 +508,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from tui.core.trainers import find_unseen
 
     profile, _ = _load_profile_arg(args.profile)
-    if profile is None and not state_exists(check_root(args.dataset)):
-        raise UsageError(
-            f"{args.dataset}: no working strategy yet; give one with --profile "
-            "(a file or a library name), or curate the dataset in the app first"
-        )
+    _need_a_strategy(args.dataset, profile)
     with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
         if not ws.has_strategy:
-            raise UsageError(
-                f"{ws.root}: no working strategy yet; give one with --profile "
-                "(a file or a library name), or curate the dataset in the app first"
-            )
+            raise _no_strategy(ws.root)
         strategy = ws.strategy
         fmt = strategy.caption
         images = [e.image for e in ws.images]
