@@ -1,7 +1,9 @@
 """A dataset opened for curation: scan + state + sources + working strategy.
 
 The CLI and the TUI both work through a `Workspace`; it is the only way they read or write
-caption files. The working state is the base strategy plus the edit log up to its cursor.
+caption files. The working state is the base strategy plus the edit log up to its cursor
+(`edits.replay`); writing and restoring captions are `writeback`'s, what a save writes is
+`session`'s. This module opens, reads, edits, and answers the questions the UI asks.
 """
 
 from __future__ import annotations
