@@ -26,6 +26,7 @@ from tui.core.profile import (
     resolve_profile,
     save_profile,
 )
+from tui.core.session import guide_text, write_captions
 from tui.core.store import (
     CorruptStateError,
     NewerStateError,
@@ -344,38 +345,42 @@ def _report_problems(ws: Workspace) -> None:
         _err_file(problem.path, problem.message)
 
 
+def _no_strategy(dataset: object) -> UsageError:
+    return UsageError(
+        f"{dataset}: no working strategy yet; give one with --profile "
+        "(a file or a library name), or curate the dataset in the app first"
+    )
+
+
+def _need_a_strategy(dataset: str, profile: Strategy | None) -> None:
+    """Refuse before opening (which would create a state) a dataset that has no strategy
+    when none is given."""
+    if profile is None and not state_exists(check_root(dataset)):
+        raise _no_strategy(dataset)
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     profile, ref = _load_profile_arg(args.profile)
-    if profile is None and not state_exists(check_root(args.dataset)):
-        raise UsageError(
-            f"{args.dataset}: no working strategy yet; give one with --profile "
-            "(a file or a library name), or curate the dataset in the app first"
-        )
+    _need_a_strategy(args.dataset, profile)
     with Workspace.open(args.dataset, strategy=profile, read_only=args.dry_run) as ws:
         if not ws.has_strategy:
-            raise UsageError(
-                f"{ws.root}: no working strategy yet; give one with --profile "
-                "(a file or a library name), or curate the dataset in the app first"
-            )
+            raise _no_strategy(ws.root)
         strategy = _with_overrides(ws.strategy, args.pattern, args.trigger)
         strategy = _with_thresholds(strategy, args.general_threshold, args.character_threshold)
         _report_problems(ws)
         if args.dry_run:
-            ws.state.strategy = strategy
+            ws.override_strategy(strategy)
             out = sys.stdout
             for entry, caption in sorted(ws.render_all(), key=lambda ec: ec[0].image):
                 out.write(f"{quote_path(entry.image)}\t{safe_text(caption.rstrip(chr(10)))}\n")
             return EXIT_OK
-        ws.use_strategy(strategy, ref)
-        report = ws.apply(overwrite_changed=args.overwrite, adopt_changed=args.adopt)
+        report = write_captions(
+            ws, strategy, ref, overwrite_changed=args.overwrite, adopt_changed=args.adopt
+        )
         for path, why in report.skipped + report.failed:
             _err_file(path, why)
         print(report.summary(), file=sys.stderr)
-        if report.failed:
-            return EXIT_FAILURE
-        if ws.store is not None:
-            ws.store.mark_saved()
-        return EXIT_OK
+        return EXIT_FAILURE if report.failed else EXIT_OK
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
@@ -522,13 +527,8 @@ def cmd_guide(args: argparse.Namespace) -> int:
         return EXIT_OK
     with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
         if not ws.has_strategy:
-            raise UsageError(
-                f"{ws.root}: no working strategy yet; give one with --profile "
-                "(a file or a library name), or curate the dataset in the app first"
-            )
-        sys.stdout.write(
-            safe_text(render_guide(ws.strategy, ws.tag_counts(), len(ws.images)), keep_lines=True)
-        )
+            raise _no_strategy(ws.root)
+        sys.stdout.write(safe_text(guide_text(ws), keep_lines=True))
         return EXIT_OK
 
 
@@ -584,17 +584,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from tui.core.trainers import find_unseen
 
     profile, _ = _load_profile_arg(args.profile)
-    if profile is None and not state_exists(check_root(args.dataset)):
-        raise UsageError(
-            f"{args.dataset}: no working strategy yet; give one with --profile "
-            "(a file or a library name), or curate the dataset in the app first"
-        )
+    _need_a_strategy(args.dataset, profile)
     with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
         if not ws.has_strategy:
-            raise UsageError(
-                f"{ws.root}: no working strategy yet; give one with --profile "
-                "(a file or a library name), or curate the dataset in the app first"
-            )
+            raise _no_strategy(ws.root)
         strategy = ws.strategy
         fmt = strategy.caption
         images = [e.image for e in ws.images]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from enum import Enum
@@ -44,21 +44,18 @@ from tui.app.widgets.preview import PreviewPane
 from tui.app.widgets.tag_list import TagList
 from tui.app.widgets.virtual_list import VirtualList
 from tui.core.captions import parse_tags
-from tui.core.guide import render_guide
 from tui.core.profile import (
     ProfileError,
-    library_path,
     list_library,
     load_profile,
-    save_profile,
 )
 from tui.core.query import workspace_index
+from tui.core.session import guide_text, save_all
 from tui.core.store import StateError
 from tui.core.strategy import PATTERNS, UNSORTED, Concept, Strategy
 from tui.core.suggest import suggest_buckets
 from tui.core.text import is_safe, safe_text
 from tui.core.workspace import Workspace
-from tui.core.writer import write_file_atomic
 
 # Full garbage collections wait for this long a pause in typing (one costs 15-50 ms at 100k
 # images). Without them the cyclic garbage of each key is never reclaimed: bench/memory.py
@@ -267,18 +264,8 @@ class CuratorApp(App[int]):
             self.ws.close()
         self.ws = ws
         self.busy = Busy.IDLE
-        warnings: dict[str, list[str]] = {}
-        by_caption: dict[str, list[str]] = {}
-        for entry in ws.images:
-            by_caption.setdefault(entry.caption, []).append(entry.image)
-        for problem in ws.problems:
-            if problem.path in ws.changed_on_disk:
-                continue  # shown live (it goes away once adopted or overwritten)
-            for image in by_caption.get(problem.path, [problem.path]):
-                if image in ws.by_image:
-                    warnings.setdefault(image, []).append(problem.message)
         self.files.workspace = ws
-        self.files.warnings = warnings
+        self.files.warnings = ws.warnings_by_image()
         self._index_stale = True
         if self.files.filter_text.strip():
             self._fresh_index()
@@ -355,19 +342,11 @@ class CuratorApp(App[int]):
             self.tags.show_image_tags([], frozenset(), keep)
             return
         rows = list(ws.image_tags(image, include_removed=True))
-        removed = self._removed_on(image, rows)
+        removed = ws.removed_on(image, rows)
         # The tagger's scores after each tag, and the tags just under the threshold (dim).
         scores = {tag.casefold(): score for tag, _, score in ws.image_scores(image)}
         candidates = [tag for tag, _ in ws.tagger_candidates(image, CANDIDATE_MARGIN)]
         self.tags.show_image_tags(rows + candidates, removed, keep, scores, candidates)
-
-    def _removed_on(self, image: str, rows: Collection[str] | None = None) -> frozenset[str]:
-        """The tags removed from one image (shown struck through, space restores them)."""
-        ws = self.ws
-        assert ws is not None
-        kept = set(ws.image_tags(image))
-        every = ws.image_tags(image, include_removed=True) if rows is None else rows
-        return frozenset(t for t in every if t not in kept)
 
     def _dataset_rows(self) -> list[str]:
         ws = self.ws
@@ -482,7 +461,7 @@ class CuratorApp(App[int]):
 
     def _changed_on_disk(self, image: str | None) -> bool:
         ws = self.ws
-        return bool(ws and image and ws.by_image[image].caption in ws.changed_on_disk)
+        return ws is not None and ws.is_changed_on_disk(image)
 
     def action_adopt_disk(self) -> None:
         self._settle_disk_change(adopt=True)
@@ -495,7 +474,7 @@ class CuratorApp(App[int]):
         ws = self.ws
         if ws is None or self.image is None or not self._changed_on_disk(self.image):
             return
-        caption = ws.by_image[self.image].caption
+        caption = ws.caption_path(self.image)
         if adopt:
             if not self._change(partial(ws.adopt_disk_version, caption)):
                 return
@@ -585,7 +564,7 @@ class CuratorApp(App[int]):
     def _guide_text(self) -> str:
         ws = self.ws
         assert ws is not None
-        return render_guide(ws.strategy, ws.tag_counts(), len(ws.images))
+        return guide_text(ws)
 
     def action_toggle_image_tag(self) -> None:
         ws = self.ws
@@ -597,7 +576,7 @@ class CuratorApp(App[int]):
             return
         if tag in self.tags.candidates:  # a tag under the threshold: added to this image
             change = partial(ws.edit_image_tags, self.image, add=[tag])
-        elif tag in self._removed_on(self.image):
+        elif tag in ws.removed_on(self.image):
             change = partial(ws.edit_image_tags, self.image, restore=[tag])
         else:
             change = partial(ws.edit_image_tags, self.image, remove=[tag])
@@ -1119,36 +1098,8 @@ class CuratorApp(App[int]):
     def _save(self) -> None:
         ws = self.ws
         assert ws is not None
-        store = ws.store
-        # The position this save renders: an edit made meanwhile stays "unsaved".
-        cursor = store.cursor() if store is not None else 0
-        try:
-            report = ws.apply()
-        except StateError as exc:  # e.g. the disk is full: nothing was written
-            self.post_message(Saved("not saved", [("state", str(exc))]))
-            return
-        profile_path = Path(ws.state.profile_ref) if ws.state.profile_ref else None
-        message = report.summary()
-        try:
-            if profile_path is None:
-                profile_path = library_path(ws.strategy.name or ws.root.name)
-            save_profile(ws.strategy, profile_path)
-            guide_path = profile_path.with_name(f"{profile_path.stem}.guide.md")
-            write_file_atomic(guide_path, self._guide_text().encode("utf-8"))
-            if not ws.state.profile_ref and store is not None:
-                before = store.cursor()
-                ws.use_strategy(ws.strategy, str(profile_path))
-                if cursor == before:  # recording the profile path changes no caption
-                    cursor = store.cursor()
-            message += f"; profile saved to {profile_path}"
-        except (OSError, ProfileError, StateError) as exc:
-            report.failed.append((str(profile_path), f"profile not saved: {exc}"))
-        if not report.failed and store is not None:
-            try:
-                store.mark_saved(cursor)
-            except StateError as exc:
-                report.failed.append(("state", str(exc)))
-        self.post_message(Saved(message, report.failed))
+        report = save_all(ws)
+        self.post_message(Saved(report.summary, report.failed))
 
     def on_saved(self, saved: Saved) -> None:
         message, failed = saved.summary, saved.failed

@@ -266,3 +266,59 @@ def scan_dataset(
     if progress is not None:
         progress(found)
     return result
+
+
+@dataclass
+class Problem:
+    """Something the user should know about one file."""
+
+    path: str
+    message: str
+
+
+# The largest caption read (a trainer reads one line of tags; anything larger is not a caption
+# but must still never be cut): past it the file is reported, never snapshotted nor written.
+MAX_CAPTION_BYTES = 64 << 20
+
+
+class CaptionRefused(Exception):
+    """A caption path lora-curator will not read or write; the message says why."""
+
+
+def _too_large(size: int) -> CaptionRefused:
+    return CaptionRefused(
+        f"is larger than the {MAX_CAPTION_BYTES >> 20} MiB a caption may have "
+        f"({size:,} bytes): not read, never written"
+    )
+
+
+def read_caption_file(path: str, follow: bool = False, stat_first: bool = False) -> bytes:
+    """A regular file's bytes, whole, with the fewest system calls (captions are small; this
+    is the hot loop of opening a dataset).
+
+    Never opens a FIFO, socket or device for reading (`NotRegularFileError`), never reads past
+    `MAX_CAPTION_BYTES` (`CaptionRefused`: a sparse multi-GB file is refused by its size
+    before any read). `follow=False` refuses a symlink (ELOOP) so the caller can look at
+    where it leads first."""
+    fd, st = open_regular(path, follow=follow, stat_first=stat_first)
+    try:
+        size = st.st_size
+        if size > MAX_CAPTION_BYTES:
+            raise _too_large(size)
+        # One read returns the whole file when its size is what fstat said; a file that grows
+        # meanwhile is read on to its end (or to the limit).
+        want = size + 1
+        chunk = os.read(fd, want)
+        if len(chunk) == size and size < want:
+            return chunk
+        chunks = [chunk]
+        total = len(chunk)
+        while chunk:
+            chunk = os.read(fd, 1 << 20)
+            total += len(chunk)
+            if total > MAX_CAPTION_BYTES:
+                raise _too_large(total)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)

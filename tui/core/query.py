@@ -288,6 +288,19 @@ class _Parser:
         """A quoted term at self.i (consumed), or None when the quote is a plain character
         (what follows the closing quote is not the end of the term)."""
         s, n = self.s, self.n
+        text, j = self.quoted_text()
+        k = j + 1
+        while k < n and s[k].isspace():
+            k += 1
+        if k < n and s[k] not in ",)" and not (s[k] == "|" and self.pipe_is_operator(k)):
+            return None
+        self.i = j + 1
+        return text
+
+    def quoted_text(self) -> tuple[str, int]:
+        """The text of the quote opening at self.i (escapes resolved) and where it closes;
+        an error when it never does."""
+        s, n = self.s, self.n
         j = self.i + 1
         out: list[str] = []
         while j < n:
@@ -297,18 +310,10 @@ class _Parser:
                 j += 2
                 continue
             if ch == '"':
-                break
+                return "".join(out), j
             out.append(ch)
             j += 1
-        else:
-            raise self.error(self.i, "expected a closing '\"' for this quote")
-        k = j + 1
-        while k < n and s[k].isspace():
-            k += 1
-        if k < n and s[k] not in ",)" and not (s[k] == "|" and self.pipe_is_operator(k)):
-            return None
-        self.i = j + 1
-        return "".join(out)
+        raise self.error(self.i, "expected a closing '\"' for this quote")
 
     def scan_bare(self) -> tuple[list[tuple[str, bool]], int]:
         """Characters of a bare term from self.i (consumed) with whether each was escaped,
@@ -393,21 +398,9 @@ class _Parser:
         return Qualifier("score", start + 1, key, op, float(number))
 
     def read_quoted_anyway(self) -> str:
-        s, n = self.s, self.n
-        j = self.i + 1
-        out: list[str] = []
-        while j < n:
-            ch = s[j]
-            if ch == "\\" and j + 1 < n and s[j + 1] in '"\\':
-                out.append(s[j + 1])
-                j += 2
-                continue
-            if ch == '"':
-                self.i = j + 1
-                return "".join(out)
-            out.append(ch)
-            j += 1
-        raise self.error(self.i, "expected a closing '\"' for this quote")
+        text, j = self.quoted_text()
+        self.i = j + 1
+        return text
 
 
 def _term(chars: Sequence[tuple[str, bool]], start: int) -> Term:

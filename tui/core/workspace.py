@@ -1,7 +1,9 @@
 """A dataset opened for curation: scan + state + sources + working strategy.
 
 The CLI and the TUI both work through a `Workspace`; it is the only way they read or write
-caption files. The working state is the base strategy plus the edit log up to its cursor.
+caption files. The working state is the base strategy plus the edit log up to its cursor
+(`edits.replay`); writing and restoring captions are `writeback`'s, what a save writes is
+`session`'s. This module opens, reads, edits, and answers the questions the UI asks.
 """
 
 from __future__ import annotations
@@ -13,30 +15,35 @@ from array import array
 from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from tui.core import writeback
 from tui.core.captions import TagParser, decode_caption, normalize_tag
 from tui.core.dataset import (
     IMAGE_EXTENSIONS,
+    MAX_CAPTION_BYTES,
     STATE_DIR,
+    CaptionRefused,
     ImageEntry,
     NotRegularFileError,
+    Problem,
     ScanResult,
     check_root,
     file_kind,
-    open_regular,
+    read_caption_file,
     scan_dataset,
 )
-from tui.core.profile import (
-    ProfileError,
-    concept_from_dict,
-    concept_to_dict,
-    strategy_from_dict,
-    strategy_to_dict,
+from tui.core.edits import (
+    EditError,
+    ImageEdits,
+    WorkingState,
+    apply_edit,
+    check_edit,
+    replay,
 )
+from tui.core.profile import ProfileError, concept_to_dict, strategy_from_dict, strategy_to_dict
 from tui.core.scores import (
     MODEL_SPEC_KEY,
     QUANT,
@@ -52,37 +59,29 @@ from tui.core.tagger.settings import (
     CATEGORY_RATING,
     TaggerSettings,
     select_tags,
-    tagger_settings_from_dict,
     tagger_settings_to_dict,
 )
-from tui.core.writer import (
-    UnsafePathError,
-    fsync_folder,
-    remove_temp_file,
-    resolve_inside,
-    write_file_atomic,
-)
+from tui.core.writeback import ApplyReport
+from tui.core.writer import UnsafePathError, remove_temp_file, resolve_inside
+
+# Names of the modules split out of this one, still importable from here.
+__all__ = [
+    "MAX_CAPTION_BYTES",
+    "ApplyReport",
+    "CaptionRefused",
+    "EditError",
+    "ImageEdits",
+    "Problem",
+    "Progress",
+    "WorkingState",
+    "Workspace",
+    "apply_edit",
+    "check_edit",
+    "replay",
+]
 
 # Progress callback: (phase, done, total or 0 when unknown).
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class ImageEdits:
-    """Per-image changes to the source tags: removed (case-insensitive keys) and added."""
-
-    removed: set[str] = field(default_factory=set)
-    added: list[str] = field(default_factory=list)
-
-
-@dataclass
-class WorkingState:
-    """The working strategy and per-image edits that the edit log adds up to."""
-
-    strategy: Strategy
-    image_edits: dict[str, ImageEdits] = field(default_factory=dict)
-    adopted: dict[str, int] = field(default_factory=dict)  # caption → seq of the adoption
-    profile_ref: str = ""  # the profile file the strategy came from ("" = none yet)
 
 
 def _key_type(labels: int) -> str:
@@ -129,302 +128,9 @@ def _least_quantised(threshold: float) -> int:
     return q
 
 
-def _is_str_list(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def check_edit(edit: Edit) -> str | None:
-    """What is wrong with one edit of the log (None: nothing), checked before it is applied,
-    so a damaged or tampered edit is reported, never half-applied."""
-    p = edit.payload
-    kind = edit.kind
-    if not isinstance(p, dict):
-        return "its payload is not an object"
-    if kind == "buckets":
-        changes = p.get("changes")
-        if not isinstance(changes, list):
-            return "'changes' is not a list"
-        for change in changes:
-            if not (_is_str_list(change) and len(change) == 2):
-                return "a change is not a pair of tag and bucket"
-            if change[1] != UNSORTED and change[1] not in BUCKETS:
-                return f"unknown bucket {change[1][:40]!r}"
-        if not isinstance(p.get("concept", ""), str):
-            return "'concept' is not text"
-    elif kind == "concept":
-        if not isinstance(p.get("concept"), dict):
-            return "'concept' is not an object"
-        try:
-            concept_from_dict("the edit log", "concept", p["concept"])
-        except ProfileError as exc:
-            return f"its concept is not valid: {exc}"
-    elif kind in ("trigger", "pattern"):
-        value = p.get("value")
-        if not isinstance(value, str):
-            return "'value' is not text"
-        if kind == "pattern" and value not in PATTERNS:
-            return f"unknown pattern {value[:40]!r}"
-    elif kind == "alias":
-        if not isinstance(p.get("tag"), str):
-            return "'tag' is not text"
-        if p.get("target") is not None and not isinstance(p.get("target"), str):
-            return "'target' is not text"
-    elif kind == "strategy":
-        if not isinstance(p.get("profile"), dict):
-            return "'profile' is not an object"
-        if not isinstance(p.get("ref", ""), str):
-            return "'ref' is not text"
-        try:
-            strategy_from_dict(p["profile"], "working strategy")
-        except ProfileError as exc:
-            return f"its strategy is not valid: {exc}"
-    elif kind == "image_tags":
-        if not isinstance(p.get("image"), str):
-            return "'image' is not text"
-        for key in ("remove", "restore", "add"):
-            if not _is_str_list(p.get(key, [])):
-                return f"{key!r} is not a list of tags"
-    elif kind == "images_tags":
-        if not _is_str_list(p.get("images")):
-            return "'images' is not a list of image paths"
-        for key in ("remove", "add"):
-            if not _is_str_list(p.get(key, [])):
-                return f"{key!r} is not a list of tags"
-    elif kind == "adopt" and not isinstance(p.get("caption"), str):
-        return "'caption' is not text"
-    elif kind == "tagger":
-        if not isinstance(p.get("settings"), dict):
-            return "'settings' is not an object"
-        try:
-            tagger_settings_from_dict("the edit log", p["settings"])
-        except ProfileError as exc:
-            return f"its tagger settings are not valid: {exc}"
-    # Unknown kinds (from a newer version) are kept in the log and ignored.
-    return None
-
-
-def apply_edit(state: WorkingState, edit: Edit) -> None:
-    """Apply one edit of the log to the working state (in place); see `check_edit`."""
-    p = edit.payload
-    kind = edit.kind
-    if kind == "buckets":
-        _apply_bucket_changes(state, p["changes"], p.get("concept", ""))
-    elif kind == "trigger":
-        state.strategy = replace(state.strategy, trigger=p["value"])
-    elif kind == "pattern":
-        state.strategy = replace(state.strategy, pattern=p["value"])
-    elif kind == "alias":
-        aliases = dict(state.strategy.aliases)
-        aliases.pop(p["tag"], None)
-        if p.get("target"):
-            aliases[p["tag"]] = p["target"]
-        state.strategy = replace(state.strategy, aliases=aliases)
-    elif kind == "strategy":
-        state.strategy = strategy_from_dict(p["profile"], p.get("ref") or "working strategy")
-        state.profile_ref = p.get("ref", "")
-    elif kind == "image_tags":
-        _edit_one_image(
-            state, p["image"], p.get("remove", []), p.get("restore", []), p.get("add", [])
-        )
-    elif kind == "images_tags":
-        # A batch (the images a query found): one edit of the log, one undo step.
-        remove, add = p.get("remove", []), p.get("add", [])
-        for image in p["images"]:
-            _edit_one_image(state, image, remove, (), add)
-    elif kind == "adopt":
-        state.adopted[p["caption"]] = edit.seq
-    elif kind == "tagger":
-        settings = tagger_settings_from_dict("the edit log", p["settings"])
-        state.strategy = replace(state.strategy, tagger=settings)
-    elif kind == "concept":
-        # A new concept, or a changed one (same name): the strategy's list keeps its order.
-        concept = concept_from_dict("the edit log", "concept", p["concept"])
-        concepts = list(state.strategy.concepts)
-        names = [c.name for c in concepts]
-        if concept.name in names:
-            concepts[names.index(concept.name)] = concept
-        else:
-            concepts.append(concept)
-        state.strategy = replace(state.strategy, concepts=tuple(concepts))
-    # Unknown kinds (from a newer version) are ignored rather than lost.
-
-
-def _edit_one_image(
-    state: WorkingState,
-    image: str,
-    remove: Iterable[str],
-    restore: Iterable[str],
-    add: Iterable[str],
-) -> None:
-    """Remove, then restore, then add tags on one image of the working state."""
-    edits = state.image_edits.setdefault(image, ImageEdits())
-    for tag in remove:
-        key = tag.casefold()
-        edits.removed.add(key)
-        edits.added = [t for t in edits.added if t.casefold() != key]
-    for tag in restore:
-        edits.removed.discard(tag.casefold())
-    for tag in add:
-        key = tag.casefold()
-        edits.removed.discard(key)
-        if all(t.casefold() != key for t in edits.added):
-            edits.added.append(tag)
-
-
-def _apply_bucket_changes(
-    state: WorkingState, changes: Iterable[list[str]], concept_name: str = ""
-) -> None:
-    """Move tags between buckets (the strategy's, or one concept's): one copy of the bucket
-    table, whatever the number of changes."""
-    concept = state.strategy.concept_named(concept_name) if concept_name else None
-    if concept_name and concept is None:
-        return  # its concept was removed by a later profile: nothing to change
-    buckets = dict(concept.buckets if concept is not None else state.strategy.buckets)
-    spelling = {t.casefold(): t for t in buckets}  # lookups are case-insensitive
-    for tag, bucket in changes:
-        key = tag.casefold()
-        old = spelling.pop(key, None)
-        if old is not None:
-            del buckets[old]
-        if bucket != UNSORTED:
-            buckets[tag] = bucket
-            spelling[key] = tag
-    if concept is None:
-        state.strategy = replace(state.strategy, buckets=buckets)
-        return
-    concepts = tuple(
-        replace(c, buckets=buckets) if c is concept else c for c in state.strategy.concepts
-    )
-    state.strategy = replace(state.strategy, concepts=concepts)
-
-
-class EditError(ValueError):
-    """An edit of the log that cannot be applied: `seq` and what is wrong."""
-
-    def __init__(self, edit: Edit, why: str) -> None:
-        super().__init__(f"edit {edit.seq} ({edit.kind[:40]}): {why}")
-        self.edit = edit
-
-
-def replay(base: Strategy, edits: Iterable[Edit], base_ref: str = "") -> WorkingState:
-    """The working state after `edits`, starting from `base`; an `EditError` (nothing
-    applied) when one of them is damaged."""
-    edits = list(edits)
-    for edit in edits:
-        why = check_edit(edit)
-        if why is not None:
-            raise EditError(edit, why)
-    state = WorkingState(strategy=base, profile_ref=base_ref)
-    # Consecutive bucket edits are applied together: replaying thousands of steps stays fast.
-    pending: list[list[str]] = []
-    for edit in edits:
-        if edit.kind == "buckets" and not edit.payload.get("concept"):
-            pending.extend(edit.payload["changes"])
-            continue
-        if pending:
-            _apply_bucket_changes(state, pending)
-            pending = []
-        apply_edit(state, edit)
-    if pending:
-        _apply_bucket_changes(state, pending)
-    return state
-
-
-@dataclass
-class ApplyReport:
-    """The outcome of writing captions."""
-
-    written: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why): not an error
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, why): an error
-
-    def summary(self) -> str:
-        return (
-            f"{len(self.written)} written, {len(self.unchanged)} unchanged, "
-            f"{len(self.skipped) + len(self.failed)} skipped"
-        )
-
-
-@dataclass
-class Problem:
-    """Something the user should know about one file."""
-
-    path: str
-    message: str
-
-
-# The largest caption read (a trainer reads one line of tags; anything larger is not a caption
-# but must still never be cut): past it the file is reported, never snapshotted nor written.
-MAX_CAPTION_BYTES = 64 << 20
-
-
-class CaptionRefused(Exception):
-    """A caption path lora-curator will not read or write; the message says why."""
-
-
-def _too_large(size: int) -> CaptionRefused:
-    return CaptionRefused(
-        f"is larger than the {MAX_CAPTION_BYTES >> 20} MiB a caption may have "
-        f"({size:,} bytes): not read, never written"
-    )
-
-
-def _read_file(path: str, follow: bool = False, stat_first: bool = False) -> bytes:
-    """A regular file's bytes, whole, with the fewest system calls (captions are small; this
-    is the hot loop of opening a dataset).
-
-    Never opens a FIFO, socket or device for reading (`NotRegularFileError`), never reads past
-    `MAX_CAPTION_BYTES` (`CaptionRefused`: a sparse multi-GB file is refused by its size
-    before any read). `follow=False` refuses a symlink (ELOOP) so the caller can look at
-    where it leads first."""
-    fd, st = open_regular(path, follow=follow, stat_first=stat_first)
-    try:
-        size = st.st_size
-        if size > MAX_CAPTION_BYTES:
-            raise _too_large(size)
-        # One read returns the whole file when its size is what fstat said; a file that grows
-        # meanwhile is read on to its end (or to the limit).
-        want = size + 1
-        chunk = os.read(fd, want)
-        if len(chunk) == size and size < want:
-            return chunk
-        chunks = [chunk]
-        total = len(chunk)
-        while chunk:
-            chunk = os.read(fd, 1 << 20)
-            total += len(chunk)
-            if total > MAX_CAPTION_BYTES:
-                raise _too_large(total)
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
-
-
 def _is_image_name(name: str) -> bool:
     dot = name.rfind(".")
     return dot > 0 and (name[dot:].lower() in IMAGE_EXTENSIONS or name[dot:].lower() == ".avif")
-
-
-def _is_read_only(path: Path) -> bool:
-    """A file nobody may write (mode bits): the user asked for it to stay as it is."""
-    try:
-        return not os.stat(path).st_mode & 0o222
-    except OSError:
-        return False
-
-
-def _changed_message(gone: bool) -> str:
-    if gone:
-        return (
-            "deleted on disk since lora-curator read it: not created again "
-            "(--adopt takes it as having no tags, --overwrite writes ours)"
-        )
-    return (
-        "changed on disk since lora-curator last wrote it: not overwritten "
-        "(--adopt takes its tags as the source, --overwrite writes ours)"
-    )
 
 
 def _replay_log(store: Store | None, root: Path) -> tuple[Strategy, WorkingState, bool]:
@@ -708,7 +414,7 @@ class Workspace:
             mode = os.lstat(path).st_mode
             raise NotRegularFileError(0, f"is {file_kind(mode)}, not a file", path)
         try:
-            return _read_file(path)
+            return read_caption_file(path)
         except FileNotFoundError:
             return None
         except NotRegularFileError:
@@ -729,7 +435,7 @@ class Workspace:
         if caption not in linking:
             linking.append(caption)
         try:
-            return _read_file(real, follow=True, stat_first=True)
+            return read_caption_file(real, follow=True, stat_first=True)
         except FileNotFoundError:
             return None  # a dangling link: no tags yet; a save creates its target
 
@@ -743,44 +449,6 @@ class Workspace:
         if _is_image_name(rel) or (inside and rel in self.by_image):
             return f"links to an image ({rel})"
         return None
-
-    def _write_refusal(self, caption: str, real: str) -> str | None:
-        """Why the caption file `caption` (real path `real`) must not be written (None: it
-        may be): only a caption-named file inside the dataset that no other caption shares."""
-        root = str(self.root)
-        if real != f"{root}/{caption}":
-            try:
-                resolve_inside(self.root, self.root / caption)
-            except UnsafePathError as exc:
-                return str(exc)
-        why = self._link_refusal(real)
-        if why is not None:
-            return f"{why}: not written"
-        rel = real[len(root) + 1 :]
-        if rel == caption:
-            return None
-        if rel in self._caption_set or rel in self.by_image:
-            return f"links to {rel}, the caption of another image: not written"
-        if not rel.endswith(self.strategy.caption.extension):
-            return f"links to {rel}, which is not a caption file: not written"
-        others = [c for c in self._link_targets.get(real, ()) if c != caption]
-        if others:
-            return f"links to {rel}, as {others[0]} does: not written (both would change)"
-        return None
-
-    def _current(self, caption: str) -> tuple[Path, bytes | None]:
-        """Where a caption is written and its bytes there now (None: absent), checked right
-        before writing; `CaptionRefused` or `OSError` when it must not be written."""
-        real = os.path.realpath(f"{self.root}/{caption}")
-        why = self._write_refusal(caption, real)
-        if why is not None:
-            raise CaptionRefused(why)
-        try:
-            return Path(real), _read_file(real, follow=True, stat_first=True)
-        except FileNotFoundError:
-            return Path(real), None
-        except NotRegularFileError as exc:
-            raise CaptionRefused(f"{exc.strerror}: not written") from None
 
     def _set_source(self, caption: str, data: bytes | None) -> None:
         if data is None:
@@ -993,6 +661,42 @@ class Workspace:
         kept.extend(t for t in edits.added if t.casefold() not in present)
         return tuple(kept)
 
+    def removed_on(self, image: str, rows: Iterable[str] | None = None) -> frozenset[str]:
+        """The tags removed from one image (of `rows`, default: all its tags with the removed
+        ones), as the checklist shows them struck through."""
+        kept = set(self.image_tags(image))
+        every = self.image_tags(image, include_removed=True) if rows is None else rows
+        return frozenset(t for t in every if t not in kept)
+
+    def unsorted_count(self, image: str) -> int:
+        """How many of an image's tags are in no bucket yet."""
+        bucket = self.strategy.effective_bucket
+        return sum(1 for t in self.image_tags(image) if bucket(t) == UNSORTED)
+
+    def is_changed_on_disk(self, image: str | None) -> bool:
+        """Whether another tool changed this image's caption since lora-curator read it."""
+        return image is not None and self.by_image[image].caption in self.changed_on_disk
+
+    def caption_path(self, image: str) -> str:
+        """The caption file of an image, relative to the dataset."""
+        return self.by_image[image].caption
+
+    def warnings_by_image(self) -> dict[str, list[str]]:
+        """The problems found at open, by image (a shared caption's problem on each of its
+        images); those of captions changed on disk are left out: they are shown live and go
+        away once adopted or overwritten."""
+        warnings: dict[str, list[str]] = {}
+        by_caption: dict[str, list[str]] = {}
+        for entry in self.images:
+            by_caption.setdefault(entry.caption, []).append(entry.image)
+        for problem in self.problems:
+            if problem.path in self.changed_on_disk:
+                continue
+            for image in by_caption.get(problem.path, [problem.path]):
+                if image in self.by_image:
+                    warnings.setdefault(image, []).append(problem.message)
+        return warnings
+
     def tag_counts(self) -> Counter[str]:
         """Number of images each tag is on (per-image edits included)."""
         if self._counts is None:
@@ -1072,7 +776,7 @@ class Workspace:
             if not entry.caption_exists:
                 continue
             try:
-                data = _read_file(str(self.root / entry.caption))
+                data = read_caption_file(str(self.root / entry.caption))
             except OSError:
                 continue
             if not data.strip():
@@ -1090,28 +794,7 @@ class Workspace:
 
     def will_change(self, image: str) -> bool:
         """Whether saving would change this image's caption file."""
-        return self._save_outcome(self.by_image[image])[0] == "write"
-
-    def _save_outcome(self, entry: ImageEntry) -> tuple[str, bytes | str]:
-        """What a save does with one image's caption, before touching the disk:
-        ("write", bytes) | ("unchanged", "") | ("collision" | "empty", "") | ("refuse", why)."""
-        caption = entry.caption
-        if caption in self.scan.collisions:
-            return "collision", ""
-        text = self.caption_for(entry.image)
-        if not text:
-            return "empty", ""
-        data = text.encode("utf-8")
-        if content_hash(data) == self.disk_hash.get(caption):
-            return "unchanged", ""
-        why = self.unreadable.get(caption)
-        if why is not None:
-            if why.startswith("cannot read"):
-                return "refuse", "could not be read: not written (its tags would be lost)"
-            return "refuse", why
-        if caption in self.changed_on_disk:
-            return "refuse", _changed_message(self.disk_hash.get(caption) is None)
-        return "write", data
+        return writeback.save_outcome(self, self.by_image[image])[0] == "write"
 
     # ---- edits ------------------------------------------------------------------------------
 
@@ -1321,174 +1004,58 @@ class Workspace:
             return False
         return self.store.cursor() != self.store.saved_cursor()
 
+    def edit_cursor(self) -> int:
+        """The position in the edit log the working state is at (0 without a state)."""
+        return self.store.cursor() if self.store is not None else 0
+
+    def mark_saved(self, cursor: int | None = None) -> None:
+        """Record that the captions on disk are the working state at `cursor` (default: now);
+        a save passes the cursor it rendered, so edits made meanwhile stay unsaved.
+        `StateError` when the state cannot record it."""
+        if self.store is not None:
+            self.store.mark_saved(cursor)
+
+    @property
+    def profile_ref(self) -> str:
+        """The profile file the working strategy came from ("" = none yet)."""
+        return self.state.profile_ref
+
+    def override_strategy(self, strategy: Strategy) -> None:
+        """Render with `strategy` for this session only (e.g. `apply --dry-run --pattern`):
+        nothing is recorded; `use_strategy` makes it the dataset's working strategy."""
+        self.state.strategy = strategy
+
     # ---- writing ----------------------------------------------------------------------------
 
-    def apply(self, overwrite_changed: bool = False, adopt_changed: bool = False) -> ApplyReport:
-        """Write every caption whose bytes change, atomically; report the rest.
-
-        A caption file changed by another tool since lora-curator last read or wrote it is
-        never overwritten silently: it fails, unless `adopt_changed` (its content becomes the
-        source first) or `overwrite_changed` (ours wins). Each file is checked again right
-        before it is written: one changed (created, deleted) since it was read joins
-        `changed_on_disk` exactly as at open."""
-        for _ in range(2):  # a second round settles what the check before writing found
-            for caption in sorted(self.changed_on_disk):
-                if adopt_changed:
-                    self.adopt_disk_version(caption)
-                elif overwrite_changed:
-                    self.keep_ours(caption)
-            report = ApplyReport()
-            plan = self._plan(report)
-            if not self.changed_on_disk or not (adopt_changed or overwrite_changed):
-                break
-        self._write(plan, report)
-        return report
-
-    def _plan(self, report: ApplyReport) -> list[tuple[str, Path, bytes]]:
-        """The writes a save makes, each file checked on disk now; the rest reported."""
-        plan: list[tuple[str, Path, bytes]] = []
-        seen_captions: set[str] = set()
-        targets: dict[Path, str] = {}
-        plan_index: dict[str, int] = {}  # caption → its place in the plan
-        settled: list[tuple[str, bytes | None]] = []
-        for entry in self.images:
-            caption = entry.caption
-            outcome, detail = self._save_outcome(entry)
-            if outcome == "write":
-                assert isinstance(detail, bytes)
-                try:
-                    target, current = self._current(caption)
-                except CaptionRefused as exc:
-                    report.failed.append((caption, str(exc)))
-                    continue
-                except OSError as exc:
-                    report.failed.append((caption, f"not written: {exc.strerror or exc}"))
-                    continue
-                digest = content_hash(current)
-                if digest == content_hash(detail):  # another tool wrote just what we would
-                    self.disk_hash[caption] = digest
-                    settled.append((caption, digest))
-                    report.unchanged.append(caption)
-                    continue
-                if digest != self.disk_hash.get(caption):
-                    # Changed, created or deleted since it was read: flagged as at open.
-                    gone = current is None
-                    self.disk_hash[caption] = digest
-                    self.changed_on_disk.add(caption)
-                    self.problems.append(Problem(caption, _changed_message(gone)))
-                    report.failed.append((caption, _changed_message(gone)))
-                    continue
-                if _is_read_only(target):
-                    report.failed.append(
-                        (caption, "read-only file: not written (make it writable to let it change)")
-                    )
-                    continue
-                first = targets.get(target)
-                if first is not None:  # two captions leading to one file: neither written
-                    report.failed.append((caption, f"the same file as {first}: not written"))
-                    if plan_index.pop(first, None) is not None:
-                        report.failed.append((first, f"the same file as {caption}: not written"))
-                    continue
-                targets[target] = caption
-                plan_index[caption] = len(plan)
-                plan.append((caption, target, detail))
-            elif outcome == "unchanged":
-                report.unchanged.append(caption)
-            elif outcome == "collision":
-                if caption not in seen_captions:  # one line per shared caption file
-                    report.skipped.append((caption, "stem collision: not written"))
-                    seen_captions.add(caption)
-            elif outcome == "empty":
-                report.skipped.append((entry.image, "empty caption: file left as is"))
-            else:
-                report.failed.append((caption, str(detail)))
-        if settled and self.store is not None and not self.store.read_only:
-            self.store.set_known(settled)
-        kept = set(plan_index.values())
-        return [w for i, w in enumerate(plan) if i in kept]
-
-    def _write(self, plan: list[tuple[str, Path, bytes]], report: ApplyReport) -> None:
-        store = self.store
-        if store is not None:
-            store.set_pending((c, content_hash(d)) for c, _, d in plan)
-        done: list[tuple[str, bytes | None]] = []
-        folders: set[Path] = set()
-        for caption, target, data in plan:
+    def write_refusal(self, caption: str, real: str) -> str | None:
+        """Why the caption file `caption` (real path `real`) must not be written (None: it
+        may be): only a caption-named file inside the dataset that no other caption shares."""
+        root = str(self.root)
+        if real != f"{root}/{caption}":
             try:
-                write_file_atomic(target, data)
-            except OSError as exc:
-                # The old bytes are left (the temp file is removed): their hash stays known.
-                report.failed.append((caption, f"not written: {exc.strerror or exc}"))
-                continue
-            folders.add(target.parent)
-            digest = content_hash(data)
-            done.append((caption, digest))
-            self.disk_hash[caption] = digest
-            self.changed_on_disk.discard(caption)
-            report.written.append(caption)
-        for folder in folders:
-            fsync_folder(folder)
-        if store is not None:
-            written = {c for c, _ in done}
-            kept = [(c, self.disk_hash.get(c)) for c, _, _ in plan if c not in written]
-            store.set_known(done + kept)
+                resolve_inside(self.root, self.root / caption)
+            except UnsafePathError as exc:
+                return str(exc)
+        why = self._link_refusal(real)
+        if why is not None:
+            return f"{why}: not written"
+        rel = real[len(root) + 1 :]
+        if rel == caption:
+            return None
+        if rel in self._caption_set or rel in self.by_image:
+            return f"links to {rel}, the caption of another image: not written"
+        if not rel.endswith(self.strategy.caption.extension):
+            return f"links to {rel}, which is not a caption file: not written"
+        others = [c for c in self._link_targets.get(real, ()) if c != caption]
+        if others:
+            return f"links to {rel}, as {others[0]} does: not written (both would change)"
+        return None
+
+    def apply(self, overwrite_changed: bool = False, adopt_changed: bool = False) -> ApplyReport:
+        """Write every caption whose bytes change, atomically; report the rest (see
+        `writeback.apply`)."""
+        return writeback.apply(self, overwrite_changed, adopt_changed)
 
     def restore(self) -> ApplyReport:
-        """Put every original caption file back byte for byte (removing those that did not
-        exist). The working strategy and edits are kept.
-
-        Only a file whose bytes are what lora-curator last wrote (or still the original) is
-        touched: one another tool changed or created is reported and kept, and the rules of
-        `apply` hold (never through a link into an image, the state or outside the dataset)."""
-        report = ApplyReport()
-        if self.store is None:
-            return report
-        records = self.store.file_records()
-        done: list[tuple[str, bytes | None]] = []
-        for caption, original in sorted(self.store.originals().items()):
-            try:
-                target, current = self._current(caption)
-            except CaptionRefused as exc:
-                report.failed.append((caption, str(exc).replace("not written", "not restored")))
-                continue
-            except OSError as exc:
-                report.failed.append((caption, f"cannot read: {exc.strerror or exc}"))
-                continue
-            if current == original:
-                report.unchanged.append(caption)
-                continue
-            record = records.get(caption)
-            digest = content_hash(current)
-            # Bytes another tool put there are never replaced nor removed; a file that is gone
-            # is simply put back (nothing on disk is lost by that).
-            ours = current is None or (
-                record is not None
-                and (
-                    digest == record.known_hash
-                    or (record.pending_hash is not None and digest == record.pending_hash)
-                )
-            )
-            if not ours:
-                report.failed.append(
-                    (
-                        caption,
-                        "changed by another tool since lora-curator last wrote it: "
-                        "not restored (kept as it is)",
-                    )
-                )
-                continue
-            try:
-                if original is None:
-                    target.unlink()
-                else:
-                    write_file_atomic(target, original)
-            except OSError as exc:
-                report.failed.append((caption, f"not restored: {exc.strerror or exc}"))
-                continue
-            digest = content_hash(original)
-            done.append((caption, digest))
-            self.disk_hash[caption] = digest
-            self.changed_on_disk.discard(caption)
-            report.written.append(caption)
-        self.store.set_known(done)
-        return report
+        """Put every original caption file back byte for byte (see `writeback.restore`)."""
+        return writeback.restore(self)

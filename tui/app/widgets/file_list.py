@@ -83,21 +83,15 @@ class FileList(VirtualList[str]):
             self._found_set = frozenset(self._found)
         return row in self._found_set
 
-    def unsorted_count(self, image: str) -> int:
-        ws = self.workspace
-        assert ws is not None
-        bucket = ws.strategy.effective_bucket
-        return sum(1 for t in ws.image_tags(image) if bucket(t) == UNSORTED)
-
     def row_text(self, row: str, width: int) -> Text:
         ws = self.workspace
         if ws is None:
             return Text(safe_text(row))
         text = Text()
         text.append("●" if ws.will_change(row) else " ", style=self.theme_style("accent", "bold"))
-        flagged = row in self.warnings or ws.by_image[row].caption in ws.changed_on_disk
+        flagged = row in self.warnings or ws.is_changed_on_disk(row)
         text.append("!" if flagged else " ", style=self.theme_style("error", "bold"))
-        unsorted = self.unsorted_count(row)
+        unsorted = ws.unsorted_count(row)
         count = f"{unsorted:>3}" if unsorted else "   "
         name_width = max(1, width - 2 - len(count) - 1)
         shown = safe_text(row)  # a file name's control characters are escaped, not obeyed
