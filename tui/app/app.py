@@ -37,6 +37,7 @@ from tui.app.widgets.tag_list import TagList
 from tui.app.widgets.virtual_list import VirtualList
 from tui.core.captions import parse_tags
 from tui.core.guide import render_guide
+from tui.core.implied import implied_counts
 from tui.core.profile import (
     ProfileError,
     library_path,
@@ -372,20 +373,38 @@ class CuratorApp(App[int]):
             )
         self.caption.show(ws, self.image, notes)
 
+    _implied_cache: tuple[object, tuple[tuple[str, str], ...], dict[str, tuple[int, str]]] | None
+    _implied_cache = None
+
+    def _implied_counts(self, counts: object) -> dict[str, tuple[int, str]]:
+        """Which tags a more specific tag implies, per image: depends on the tags and the
+        aliases only, so it is counted again only when one of them changed (a bucket key
+        must not walk every image)."""
+        ws = self.ws
+        assert ws is not None
+        aliases = tuple(sorted(ws.strategy.alias_index.items()))
+        hit = self._implied_cache
+        if hit is not None and hit[0] is counts and hit[1] == aliases:
+            return hit[2]
+        found = implied_counts((ws.image_tags(e.image) for e in ws.images), dict(aliases))
+        self._implied_cache = (counts, aliases, found)
+        return found
+
     def _update_suggestions(self, changed: list[str] | None = None) -> None:
         """Suggest a bucket for every unsorted tag; after a bucket change of `changed` tags
         only, only theirs can differ (unless aliases map other tags onto them)."""
         ws = self.ws
         assert ws is not None
         counts = ws.tag_counts()
+        implied = self._implied_counts(counts)
         if changed is None or ws.strategy.aliases:
-            self.tags.suggestions = suggest_buckets(counts, len(ws.images), ws.strategy)
+            self.tags.suggestions = suggest_buckets(counts, len(ws.images), ws.strategy, implied)
             return
         subset = {t: counts[t] for t in changed if t in counts}
         suggestions = dict(self.tags.suggestions)
         for tag in changed:
             suggestions.pop(tag, None)
-        suggestions.update(suggest_buckets(subset, len(ws.images), ws.strategy))
+        suggestions.update(suggest_buckets(subset, len(ws.images), ws.strategy, implied))
         self.tags.suggestions = suggestions
 
     def _refresh_all(self, changed_tags: list[str] | None = None) -> None:

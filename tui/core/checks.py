@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from tui.core.concept_checks import concept_findings
 from tui.core.dataset import ImageEntry
+from tui.core.implied import implied_by
 from tui.core.preview import MAX_PREVIEW_PIXELS
 from tui.core.profile import CHECK_DEFAULTS
 from tui.core.strategy import Renderer, Strategy
@@ -53,6 +54,7 @@ KINDS = (
     "uncaptioned",
     "empty-caption",
     "stem-collision",
+    "implied-tags",
     "concept-overlap",
     "concept-trigger-is-a-tag",
     "concept-inconsistent-trait",
@@ -468,6 +470,44 @@ def _caption_findings(
     return findings
 
 
+def _implied_findings(
+    strategy: Strategy, images: Sequence[ImageEntry], image_tags: Mapping[str, Sequence[str]]
+) -> list[Finding]:
+    """Generic tags beside a more specific tag of the same image (advice: `shirt` beside
+    `orange shirt`), counted as written after aliases."""
+    aliases = strategy.alias_index
+    on: list[str] = []
+    total = 0
+    example: tuple[str, str] | None = None
+    for e in images:
+        tags = image_tags[e.image]
+        written = [aliases.get(t.casefold(), t) for t in tags] if aliases else tags
+        found = implied_by(written)
+        if found:
+            on.append(e.image)
+            total += len(found)
+            if example is None:
+                example = next(iter(found.items()))
+    if not on or example is None:
+        return []
+    if strategy.caption.drop_implied:
+        what = "[caption] drop_implied removes them from the captions"
+    else:
+        what = (
+            "they teach nothing the specific tag does not; set [caption] drop_implied = true "
+            "to remove them"
+        )
+    return [
+        Finding(
+            "implied-tags",
+            "advice",
+            f"{_plural(total, 'implied tag')} on {_plural(len(on), 'image')} (e.g. "
+            f"{example[0]} beside {example[1]}): {what}",
+            tuple(on),
+        )
+    ]
+
+
 def find_problems(
     strategy: Strategy,
     images: Sequence[ImageEntry],
@@ -492,6 +532,7 @@ def find_problems(
     if measures is not None:
         findings += _image_findings(index, measures, limits)
     findings += _caption_findings(strategy, images, image_tags, collisions or {}, index)
+    findings += _implied_findings(strategy, images, image_tags)
     if strategy.concepts:
         concepts = {e.image: strategy.concepts_of(e.image, image_tags[e.image]) for e in images}
         findings += [

@@ -155,7 +155,14 @@ _TOP_KEYS = (
     "concepts",
 )
 _CONCEPT_KEYS = ("name", "trigger", "folders", "tags", "pattern", "buckets")
-_CAPTION_KEYS = ("extension", "separator", "underscores", "escape_parentheses", "order")
+_CAPTION_KEYS = (
+    "extension",
+    "separator",
+    "underscores",
+    "escape_parentheses",
+    "order",
+    "drop_implied",
+)
 
 
 def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str = "") -> Strategy:
@@ -211,6 +218,13 @@ def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str =
             "true or false",
         ),
         order=_choice(source, "caption.order", caption_table.get("order", default.order), ORDERS),
+        drop_implied=_expect(
+            source,
+            "caption.drop_implied",
+            caption_table.get("drop_implied", default.drop_implied),
+            bool,
+            "true or false",
+        ),
     )
     if not caption.separator.strip(" ") or "\n" in caption.separator or "\r" in caption.separator:
         raise _fail(
@@ -340,6 +354,7 @@ def strategy_to_dict(strategy: Strategy) -> dict[str, Any]:
             "underscores": fmt.underscores,
             "escape_parentheses": fmt.escape_parentheses,
             "order": fmt.order,
+            "drop_implied": fmt.drop_implied,
         },
     }
     if strategy.suggest:

@@ -122,8 +122,27 @@ def _rule_set(rules: tuple[tuple[str, tuple[str, ...]], ...]) -> _RuleSet:
     return _RuleSet(rules)
 
 
+def implied_suggestion(tag: str, count: int, implied: tuple[int, str]) -> Suggestion | None:
+    """``drop`` for a generic tag that a more specific tag implies on most of its images
+    (``implied``: on how many, and by which tag most often, see
+    :func:`tui.core.implied.implied_counts`); None when it stands alone on half or more."""
+    n, implier = implied
+    if count <= 0 or n * 2 <= count:
+        return None
+    return Suggestion(
+        tag,
+        "drop",
+        f"implied by a more specific tag on {percent(min(n, count), count)}% of its images "
+        f"(e.g. {implier}): it teaches nothing that tag does not",
+        "knowledge",
+    )
+
+
 def suggest_buckets(
-    counts: Mapping[str, int], total_images: int, strategy: Strategy
+    counts: Mapping[str, int],
+    total_images: int,
+    strategy: Strategy,
+    implied: Mapping[str, tuple[int, str]] | None = None,
 ) -> dict[str, Suggestion]:
     """Suggest a bucket for every unsorted tag of a dataset.
 
@@ -137,6 +156,10 @@ def suggest_buckets(
     case-insensitively against the tag as written after aliases (and against its
     underscore-free form). Statistics use the tag's share of images, counting together the
     tags that aliases write the same way.
+
+    ``implied`` (from :func:`tui.core.implied.implied_counts`, keyed by the tag as written)
+    adds, after the profile's rules, ``drop`` for a generic tag that a more specific tag of
+    the same image implies on most of the images it is on.
     """
     rules = tuple((bucket, tuple(globs)) for bucket, globs in strategy.suggest.items())
     rule_set = _rule_set(rules)
@@ -150,6 +173,10 @@ def suggest_buckets(
         if buckets.get(written.casefold(), UNSORTED) != UNSORTED:
             continue
         suggestion = rule_set.static(written)
+        if implied and (suggestion is None or suggestion.source != "rule"):
+            hit = implied.get(written)
+            if hit is not None:
+                suggestion = implied_suggestion(written, count, hit) or suggestion
         if suggestion is None:
             if aliases:
                 if merged is None:

@@ -33,11 +33,22 @@ class CaptionView(Static):
                 text.append(safe_text(ws.strategy.caption.separator))
             # Tags and the triggers are the dataset's text: shown escaped, never obeyed.
             text.append(safe_text(tag), style="bold" if i < leading else "")
-        removed = [renderer.fate(t).tag for t in tags if not renderer.fate(t).kept]
+        implied = renderer.implied(tags)
+        removed = [
+            renderer.fate(t).tag
+            for t in tags
+            if not renderer.fate(t).kept and renderer.fate(t).tag not in implied
+        ]
         if removed:
             text.append("   ")
             text.append("removed: ", style="dim italic")
             text.append(safe_text(", ".join(removed)), style="dim strike")
+        if implied:
+            # Struck like the tags the pattern removes, each with the tag that implies it.
+            text.append("   ")
+            text.append("implied: ", style="dim italic")
+            shown = ", ".join(f"{tag} (by {by})" for tag, by in implied.items())
+            text.append(safe_text(shown), style="dim strike")
         self.shown = text.plain
         for note in notes or []:
             text.append("\n! ", style="bold")
