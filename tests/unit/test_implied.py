@@ -77,6 +77,8 @@ def test_structural_rule_and_data():
     # Case and underscores do not matter; a word inside another word is no suffix.
     assert implied_by(["Black_Thighhighs", "thighhighs"]) == {"thighhighs": "Black_Thighhighs"}
     assert implied_by(["ponytail", "tail"]) == {}
+    # An absence or an action does not imply its object.
+    assert implied_by(["no shirt", "shirt", "holding cup", "cup"]) == {}
     assert implied_by(["shirt", "Shirt"]) == {}
     assert len(load_implications()) >= 30
 

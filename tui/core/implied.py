@@ -34,12 +34,26 @@ def _key(tag: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
+def _load() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
+    text = resources.files(DATA_PACKAGE).joinpath(DATA_FILE).read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    table = data.get("implies", {})
+    implies = {_key(tag): tuple(_key(g) for g in generic) for tag, generic in table.items()}
+    not_after = frozenset(_key(w) for w in data.get("structural", {}).get("not_after", ()))
+    return implies, not_after
+
+
 def load_implications() -> Mapping[str, tuple[str, ...]]:
     """The project's implication data: specific tag → the generic tags it implies (keys
     and values case-folded, underscores as spaces); cached after the first call."""
-    text = resources.files(DATA_PACKAGE).joinpath(DATA_FILE).read_text(encoding="utf-8")
-    table = tomllib.loads(text).get("implies", {})
-    return {_key(tag): tuple(_key(g) for g in generic) for tag, generic in table.items()}
+    return _load()[0]
+
+
+def _structural(key: str, not_after: frozenset[str]) -> bool:
+    """Whether the structural rule applies to a tag: not when its first word makes it an
+    action or an absence ("holding cup", "no shirt")."""
+    first = key.split(" ", 1)[0]
+    return first not in not_after and not first.endswith("ing")
 
 
 def implied_by(tags: Iterable[str]) -> dict[str, str]:
@@ -54,12 +68,12 @@ def implied_by(tags: Iterable[str]) -> dict[str, str]:
         given.setdefault(_key(tag), tag)
     if len(given) < 2:
         return {}
-    data = load_implications()
+    data, not_after = _load()
     out: dict[str, str] = {}
     for key, tag in given.items():
         # Structural: every proper suffix of the tag after a space ("black thighhighs" →
         # "thighhighs"; "light blue shirt" → "blue shirt" and "shirt").
-        start = key.find(" ")
+        start = key.find(" ") if _structural(key, not_after) else -1
         while start != -1:
             suffix = key[start + 1 :]
             if suffix in given and suffix not in out:
