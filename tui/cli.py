@@ -26,6 +26,7 @@ from tui.core.profile import (
     resolve_profile,
     save_profile,
 )
+from tui.core.scores import character_tags
 from tui.core.store import (
     CorruptStateError,
     NewerStateError,
@@ -371,7 +372,8 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         implied = implied_counts(
             (ws.image_tags(e.image) for e in ws.images), ws.strategy.alias_index
         )
-        suggestions = suggest_buckets(counts, len(ws.images), ws.strategy, implied)
+        characters = character_tags(ws.root)
+        suggestions = suggest_buckets(counts, len(ws.images), ws.strategy, implied, characters)
         rows = [
             {
                 "tag": tag,

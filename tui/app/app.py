@@ -45,6 +45,7 @@ from tui.core.profile import (
     load_profile,
     save_profile,
 )
+from tui.core.scores import character_tags
 from tui.core.store import StateError
 from tui.core.strategy import PATTERNS, UNSORTED, Concept, Strategy
 from tui.core.suggest import suggest_buckets
@@ -246,6 +247,8 @@ class CuratorApp(App[int]):
         if self.ws is not None and self.ws is not ws:
             self.ws.close()
         self.ws = ws
+        # WD14's character names, when the dataset was tagged here (read once per dataset).
+        self._characters = character_tags(ws.root)
         self.busy = Busy.IDLE
         warnings: dict[str, list[str]] = {}
         by_caption: dict[str, list[str]] = {}
@@ -375,6 +378,7 @@ class CuratorApp(App[int]):
 
     _implied_cache: tuple[object, tuple[tuple[str, str], ...], dict[str, tuple[int, str]]] | None
     _implied_cache = None
+    _characters: frozenset[str] = frozenset()
 
     def _implied_counts(self, counts: object) -> dict[str, tuple[int, str]]:
         """Which tags a more specific tag implies, per image: depends on the tags and the
@@ -398,13 +402,17 @@ class CuratorApp(App[int]):
         counts = ws.tag_counts()
         implied = self._implied_counts(counts)
         if changed is None or ws.strategy.aliases:
-            self.tags.suggestions = suggest_buckets(counts, len(ws.images), ws.strategy, implied)
+            self.tags.suggestions = suggest_buckets(
+                counts, len(ws.images), ws.strategy, implied, self._characters
+            )
             return
         subset = {t: counts[t] for t in changed if t in counts}
         suggestions = dict(self.tags.suggestions)
         for tag in changed:
             suggestions.pop(tag, None)
-        suggestions.update(suggest_buckets(subset, len(ws.images), ws.strategy, implied))
+        suggestions.update(
+            suggest_buckets(subset, len(ws.images), ws.strategy, implied, self._characters)
+        )
         self.tags.suggestions = suggestions
 
     def _refresh_all(self, changed_tags: list[str] | None = None) -> None:
