@@ -415,7 +415,12 @@ def cmd_check(args: argparse.Namespace) -> int:
                 end = "\n" if done == total else ""
                 print(f"\rmeasuring images… {done}/{total}", end=end, file=sys.stderr)
 
-        findings = run_checks(ws, measure_images(ws, progress))
+        from tui.core.tokens import HOW_TO_ENABLE, load_counter
+
+        tokens = load_counter()
+        if tokens is None:
+            _err(f"note: {HOW_TO_ENABLE}")
+        findings = run_checks(ws, measure_images(ws, progress), tokens)
         if args.json:
             rows = [
                 {

@@ -50,6 +50,7 @@ from tui.core.store import StateError
 from tui.core.strategy import PATTERNS, UNSORTED, Concept, Strategy
 from tui.core.suggest import suggest_buckets
 from tui.core.text import is_safe, safe_text
+from tui.core.tokens import load_counter
 from tui.core.workspace import Workspace
 from tui.core.writer import write_file_atomic
 
@@ -249,6 +250,7 @@ class CuratorApp(App[int]):
         self.ws = ws
         # WD14's character names, when the dataset was tagged here (read once per dataset).
         self._characters = character_tags(ws.root)
+        self.caption.tokens = load_counter()
         self.busy = Busy.IDLE
         warnings: dict[str, list[str]] = {}
         by_caption: dict[str, list[str]] = {}

@@ -58,7 +58,7 @@ def _structural(key: str, not_after: frozenset[str]) -> bool:
 
 def implied_by(tags: Iterable[str]) -> dict[str, str]:
     """The tags of one image that another of its tags implies: implied tag → the tag that
-    implies it (both as given in ``tags``).
+    implies it (both as given in ``tags``), in the order of ``tags``.
 
     A tag never implies itself, and of two tags with the same key neither is removed by the
     other. When several tags imply one, the first of them in ``tags`` is named.
@@ -82,7 +82,8 @@ def implied_by(tags: Iterable[str]) -> dict[str, str]:
         for generic in data.get(key, ()):
             if generic in given and generic != key and generic not in out:
                 out[generic] = tag
-    return {given[k]: implier for k, implier in out.items()}
+    # In the image's order: the caption pane lists them so.
+    return {tag: out[key] for key, tag in given.items() if key in out}
 
 
 def implied_counts(

@@ -43,6 +43,8 @@ CHECK_DEFAULTS: dict[str, float] = {
     "blur_ratio": 0.45,
     "lowres_side": 500,
     "near_duplicate_distance": 4,
+    # CLIP tokens a trainer reads of a caption (kohya's default; the rest is cut silently).
+    "max_tokens": 75,
 }
 # The range each threshold may take: shares of images (or of a median) lie in [0, 1]; a side
 # is pixels; a distance is bits of a 64-bit perceptual hash.
@@ -52,6 +54,7 @@ CHECK_RANGES: dict[str, tuple[float, float, str]] = {
     "blur_ratio": (0.0, 1.0, "a ratio between 0 and 1"),
     "lowres_side": (0, 1_000_000, "a number of pixels between 0 and 1000000"),
     "near_duplicate_distance": (0, 64, "a number of bits between 0 and 64"),
+    "max_tokens": (1, 100_000, "a number of tokens between 1 and 100000"),
 }
 
 
