@@ -28,6 +28,7 @@ from tui.app.bindings import APP_BINDINGS, BUCKET_KEYS
 from tui.app.messages import DatasetOpened, OpenFailed, OpenProgress, Saved
 from tui.app.screens.dialogs import ConfirmScreen, ProfilePicker, PromptScreen
 from tui.app.screens.help import HelpScreen
+from tui.app.screens.image import ImageScreen
 from tui.app.screens.reports import DiagnosticsScreen, GuideScreen
 from tui.app.themes import DEFAULT_THEME, bucket_colour_defaults, load_themes, stylesheet
 from tui.app.widgets.caption_view import CaptionView
@@ -357,6 +358,8 @@ class CuratorApp(App[int]):
         i = self.files.cursor
         neighbours = [rows[j] for j in (i + 1, i - 1, i + 2) if 0 <= j < len(rows)]
         self.preview.show(image, neighbours)
+        if isinstance(self.screen, ImageScreen):  # `]` / `[` in the full-screen view
+            self.screen.show(image, neighbours)
         self._show_caption()
         self._update_status()
         # The Footer rebuilds itself on a bindings refresh (tens of ms): only when the
@@ -605,6 +608,16 @@ class CuratorApp(App[int]):
     def action_next_image(self) -> None:
         self.files.cursor += 1
         self._show_image(self.files.current)  # in this frame, not after a message trip
+
+    def action_full_screen(self) -> None:
+        """The current image at the whole terminal's size; `]` / `[` go on moving."""
+        ws = self.ws
+        if ws is None or self.image is None:
+            return
+        rows = self.files.rows
+        i = self.files.cursor
+        neighbours = [rows[j] for j in (i + 1, i - 1) if 0 <= j < len(rows)]
+        self.push_screen(ImageScreen(ws.root, self.image, neighbours))
 
     def action_previous_image(self) -> None:
         self.files.cursor -= 1
