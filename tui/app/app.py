@@ -51,7 +51,7 @@ from tui.core.store import StateError
 from tui.core.strategy import PATTERNS, UNSORTED, Concept, Strategy
 from tui.core.suggest import suggest_buckets
 from tui.core.text import is_safe, safe_text
-from tui.core.tokens import load_counter
+from tui.core.tokens import HOW_TO_ENABLE_SHORT, load_counter
 from tui.core.workspace import Workspace
 from tui.core.writer import write_file_atomic
 
@@ -597,13 +597,32 @@ class CuratorApp(App[int]):
             if not value or self.ws is None:
                 return
             new = parse_tags(value, self.ws.strategy.caption.underscores)
+            have = {t.casefold() for t in self.ws.image_tags(image)}
+            if new and all(t.casefold() in have for t in new):
+                self.notify(f"{', '.join(new)}: already on this image")
+                return
             if new and self._change(partial(self.ws.edit_image_tags, image, add=list(new))):
                 self._refresh_all()
                 self.tags.move_to(new[0])
 
         # A completion is typed into the box as it is shown: only tags that show as they are.
-        suggestions = sorted((t for t in ws.tag_counts() if is_safe(t)), key=str.casefold)
-        self.push_screen(PromptScreen(f"Add a tag to {image}", suggestions=suggestions), done)
+        # The tags the image lacks come first, the most used first: `bl` completes to a tag
+        # the image can still get, not to the `black hair` it has.
+        counts = ws.tag_counts()
+        have = {t.casefold() for t in ws.image_tags(image)}
+        suggestions = sorted(
+            (t for t in counts if is_safe(t)),
+            key=lambda t: (t.casefold() in have, -counts[t], t.casefold()),
+        )
+        self.push_screen(
+            PromptScreen(
+                f"Add a tag to {image}",
+                suggestions=suggestions,
+                present=ws.image_tags(image),
+                present_note="{} is already on this image",
+            ),
+            done,
+        )
 
     def action_next_image(self) -> None:
         self.files.cursor += 1
@@ -893,7 +912,9 @@ class CuratorApp(App[int]):
         self.push_screen(ProfilePicker(choices), done)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.keymap))
+        # Said once, here, when caption token counts are off (and how to turn them on).
+        note = "" if self.caption.tokens is not None else HOW_TO_ENABLE_SHORT
+        self.push_screen(HelpScreen(self.keymap, note))
 
     def action_quit_app(self) -> None:
         ws = self.ws
