@@ -29,6 +29,7 @@ DATA_PACKAGE = "tui.core.data"
 DATA_FILE = "implications.toml"
 
 
+@functools.lru_cache(maxsize=200_000)
 def _key(tag: str) -> str:
     return tag.replace("_", " ").strip().casefold()
 
@@ -56,6 +57,22 @@ def _structural(key: str, not_after: frozenset[str]) -> bool:
     return first not in not_after and not first.endswith("ing")
 
 
+@functools.lru_cache(maxsize=200_000)
+def _candidates(key: str) -> tuple[str, ...]:
+    """The tags that `key` (a case-folded tag) implies wherever they are beside it: every
+    proper suffix after a space ("light blue shirt" → "blue shirt", "shirt"), then the data's.
+    Cached: an image's check is then a few set lookups per tag."""
+    data, not_after = _load()
+    out: list[str] = []
+    if _structural(key, not_after):
+        start = key.find(" ")
+        while start != -1:
+            out.append(key[start + 1 :])
+            start = key.find(" ", start + 1)
+    out += [g for g in data.get(key, ()) if g != key]
+    return tuple(out)
+
+
 def implied_by(tags: Iterable[str]) -> dict[str, str]:
     """The tags of one image that another of its tags implies: implied tag → the tag that
     implies it (both as given in ``tags``), in the order of ``tags``.
@@ -68,19 +85,10 @@ def implied_by(tags: Iterable[str]) -> dict[str, str]:
         given.setdefault(_key(tag), tag)
     if len(given) < 2:
         return {}
-    data, not_after = _load()
     out: dict[str, str] = {}
     for key, tag in given.items():
-        # Structural: every proper suffix of the tag after a space ("black thighhighs" →
-        # "thighhighs"; "light blue shirt" → "blue shirt" and "shirt").
-        start = key.find(" ") if _structural(key, not_after) else -1
-        while start != -1:
-            suffix = key[start + 1 :]
-            if suffix in given and suffix not in out:
-                out[suffix] = tag
-            start = key.find(" ", start + 1)
-        for generic in data.get(key, ()):
-            if generic in given and generic != key and generic not in out:
+        for generic in _candidates(key):
+            if generic in given and generic not in out:
                 out[generic] = tag
     # In the image's order: the caption pane lists them so.
     return {tag: out[key] for key, tag in given.items() if key in out}
