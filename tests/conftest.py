@@ -60,6 +60,8 @@ def isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Pa
     """Every test gets its own `$XDG_CONFIG_HOME`: the user's profile library is never touched."""
     config = tmp_path_factory.mktemp("config")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    # Nor the user's Hugging Face cache: a CLIP tokenizer there would change what check says.
+    monkeypatch.setenv("HF_HUB_CACHE", str(config / "no-hf-cache"))
     return config
 
 

@@ -16,6 +16,7 @@ from typing import NoReturn
 from tui import __version__
 from tui.core.dataset import STATE_DIR, DatasetError, check_root
 from tui.core.guide import render_guide
+from tui.core.implied import implied_counts
 from tui.core.profile import (
     ProfileError,
     dump_profile,
@@ -26,6 +27,7 @@ from tui.core.profile import (
     resolve_profile,
     save_profile,
 )
+from tui.core.scores import character_tags
 from tui.core.session import guide_text, write_captions
 from tui.core.store import (
     CorruptStateError,
@@ -444,7 +446,11 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     profile, _ = _load_profile_arg(args.profile)
     with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
         counts = ws.tag_counts()
-        suggestions = suggest_buckets(counts, len(ws.images), ws.strategy)
+        implied = implied_counts(
+            (ws.image_tags(e.image) for e in ws.images), ws.strategy.alias_index
+        )
+        characters = character_tags(ws.root)
+        suggestions = suggest_buckets(counts, len(ws.images), ws.strategy, implied, characters)
         rows = [
             {
                 "tag": tag,
@@ -486,7 +492,12 @@ def cmd_check(args: argparse.Namespace) -> int:
                 end = "\n" if done == total else ""
                 print(f"\rmeasuring images… {done}/{total}", end=end, file=sys.stderr)
 
-        findings = run_checks(ws, measure_images(ws, progress))
+        from tui.core.tokens import HOW_TO_ENABLE, load_counter
+
+        tokens = load_counter()
+        if tokens is None:
+            _err(f"note: {HOW_TO_ENABLE}")
+        findings = run_checks(ws, measure_images(ws, progress), tokens)
         if args.json:
             rows = [
                 {

@@ -17,9 +17,12 @@ def test_every_bucket_has_its_key_and_help_row_and_every_pattern_its_line() -> N
     help_text = key_table({})
     for bucket in ALL_BUCKETS:
         assert keys[f"bucket('{bucket.name}')"] == bucket.key
-        assert f"| **{bucket.letter}** {bucket.name} | {bucket.meaning} |" in help_text
+        assert f"{bucket.key} {bucket.letter} {bucket.name}" in help_text
+        assert f"{bucket.name}: {bucket.meaning}\n" in help_text
     for pattern in PATTERN_TABLE:
-        assert f"- **{pattern.name}**: {pattern.meaning}" in help_text
+        assert f"{pattern.name} (removes " in help_text
+        # The first clause of its meaning, from the same table.
+        assert f"): {pattern.meaning.split('. ')[0].split('; ')[0].rstrip('.')}" in help_text
 
 
 async def test_a_theme_without_bucket_colours_gets_the_tables(sample_copy: Path) -> None:

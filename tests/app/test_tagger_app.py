@@ -165,11 +165,6 @@ def test_the_help_table_shows_the_threshold_and_tagging_keys():
     from tui.app.screens.help import key_table
 
     table = key_table({})
-    for row in (
-        "| `-` | lower the general threshold |",
-        "| `=` | raise the general threshold |",
-        "| `_` | lower the character threshold |",
-        "| `+` | raise the character threshold |",
-        "| `ctrl+t` | tag images not yet tagged |",
-    ):
-        assert row in table
+    tagger = next(line for line in table.splitlines() if line.startswith("tagger"))
+    for entry in ("-/= general", "_/+ character threshold", "ctrl+t tag the untagged"):
+        assert entry in tagger

@@ -263,3 +263,27 @@ def test_help_lists_the_new_commands(run_cli):
     assert result.returncode == 0
     for command in ("suggest", "check", "guide"):
         assert command in result.stdout
+
+
+def test_suggest_explains_implied_and_character_name_tags(run_cli, make_dataset, tmp_path):
+    root = make_dataset(
+        {
+            "a.png": None,
+            "a.txt": "kaede (blue archive), orange shirt, shirt, bow (weapon)\n",
+            "b.png": None,
+            "b.txt": "kaede (blue archive), orange shirt, shirt, smile\n",
+        }
+    )
+    profile = tmp_path / "p.toml"
+    profile.write_text('schema = 1\ntrigger = "kaede"\n')
+    result = run_cli("suggest", root, "--profile", profile, "--json")
+    assert result.returncode == 0, result.stderr
+    by_tag = {r["tag"]: r for r in json.loads(result.stdout)}
+    assert by_tag["kaede (blue archive)"]["bucket"] == "drop"
+    assert by_tag["kaede (blue archive)"]["reason"] == (
+        "the character's own name tag: the trigger kaede takes its place"
+    )
+    assert by_tag["shirt"]["bucket"] == "drop"
+    assert by_tag["shirt"]["reason"].startswith("implied by a more specific tag on 100%")
+    assert by_tag["bow (weapon)"]["bucket"] != "drop"
+    assert by_tag["orange shirt"]["bucket"] != "drop"

@@ -148,6 +148,7 @@ _captions = st.builds(
     underscores=st.sampled_from(["spaces", "keep"]),
     escape_parentheses=st.booleans(),
     order=st.sampled_from(["source", "alphabetical", "frequency"]),
+    drop_implied=st.booleans(),
 )
 _strategies = st.builds(
     Strategy,

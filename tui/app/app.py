@@ -36,6 +36,7 @@ from tui.app.messages import (
 )
 from tui.app.screens.dialogs import ConfirmScreen, ProfilePicker, PromptScreen
 from tui.app.screens.help import HelpScreen
+from tui.app.screens.image import ImageScreen
 from tui.app.screens.reports import DiagnosticsScreen, GuideScreen
 from tui.app.themes import DEFAULT_THEME, bucket_colour_defaults, load_themes, stylesheet
 from tui.app.widgets.caption_view import CaptionView
@@ -44,17 +45,20 @@ from tui.app.widgets.preview import PreviewPane
 from tui.app.widgets.tag_list import TagList
 from tui.app.widgets.virtual_list import VirtualList
 from tui.core.captions import parse_tags
+from tui.core.implied import implied_counts
 from tui.core.profile import (
     ProfileError,
     list_library,
     load_profile,
 )
 from tui.core.query import workspace_index
+from tui.core.scores import character_tags
 from tui.core.session import guide_text, save_all
 from tui.core.store import StateError
 from tui.core.strategy import PATTERNS, UNSORTED, Concept, Strategy
 from tui.core.suggest import suggest_buckets
 from tui.core.text import is_safe, safe_text
+from tui.core.tokens import HOW_TO_ENABLE_SHORT, load_counter
 from tui.core.workspace import Workspace
 
 # Full garbage collections wait for this long a pause in typing (one costs 15-50 ms at 100k
@@ -263,6 +267,9 @@ class CuratorApp(App[int]):
         if self.ws is not None and self.ws is not ws:
             self.ws.close()
         self.ws = ws
+        # WD14's character names, when the dataset was tagged here (read once per dataset).
+        self._characters = character_tags(ws.root)
+        self.caption.tokens = load_counter()
         self.busy = Busy.IDLE
         self.files.workspace = ws
         self.files.warnings = ws.warnings_by_image()
@@ -368,6 +375,8 @@ class CuratorApp(App[int]):
         i = self.files.cursor
         neighbours = [rows[j] for j in (i + 1, i - 1, i + 2) if 0 <= j < len(rows)]
         self.preview.show(image, neighbours)
+        if isinstance(self.screen, ImageScreen):  # `]` / `[` in the full-screen view
+            self.screen.show(image, neighbours)
         self._show_caption()
         self._update_status()
         # The Footer rebuilds itself on a bindings refresh (tens of ms): only when the
@@ -389,20 +398,44 @@ class CuratorApp(App[int]):
             )
         self.caption.show(ws, self.image, notes)
 
+    _implied_cache: tuple[object, tuple[tuple[str, str], ...], dict[str, tuple[int, str]]] | None
+    _implied_cache = None
+    _characters: frozenset[str] = frozenset()
+
+    def _implied_counts(self) -> dict[str, tuple[int, str]]:
+        """Which tags a more specific tag implies, per image (for the suggestions). Counted
+        when the dataset opens and when the aliases change, not after every per-image edit:
+        it walks every image (half a second at 100k), and one image's edit barely moves a
+        share of images."""
+        ws = self.ws
+        assert ws is not None
+        aliases = tuple(sorted(ws.strategy.alias_index.items()))
+        hit = self._implied_cache
+        if hit is not None and hit[0] is ws and hit[1] == aliases:
+            return hit[2]
+        found = implied_counts((ws.image_tags(e.image) for e in ws.images), dict(aliases))
+        self._implied_cache = (ws, aliases, found)
+        return found
+
     def _update_suggestions(self, changed: list[str] | None = None) -> None:
         """Suggest a bucket for every unsorted tag; after a bucket change of `changed` tags
         only, only theirs can differ (unless aliases map other tags onto them)."""
         ws = self.ws
         assert ws is not None
         counts = ws.tag_counts()
+        implied = self._implied_counts()
         if changed is None or ws.strategy.aliases:
-            self.tags.suggestions = suggest_buckets(counts, len(ws.images), ws.strategy)
+            self.tags.suggestions = suggest_buckets(
+                counts, len(ws.images), ws.strategy, implied, self._characters
+            )
             return
         subset = {t: counts[t] for t in changed if t in counts}
         suggestions = dict(self.tags.suggestions)
         for tag in changed:
             suggestions.pop(tag, None)
-        suggestions.update(suggest_buckets(subset, len(ws.images), ws.strategy))
+        suggestions.update(
+            suggest_buckets(subset, len(ws.images), ws.strategy, implied, self._characters)
+        )
         self.tags.suggestions = suggestions
 
     def _refresh_all(self, changed_tags: list[str] | None = None) -> None:
@@ -593,13 +626,32 @@ class CuratorApp(App[int]):
             if not value or self.ws is None:
                 return
             new = parse_tags(value, self.ws.strategy.caption.underscores)
+            have = {t.casefold() for t in self.ws.image_tags(image)}
+            if new and all(t.casefold() in have for t in new):
+                self.notify(f"{', '.join(new)}: already on this image")
+                return
             if new and self._change(partial(self.ws.edit_image_tags, image, add=list(new))):
                 self._refresh_all()
                 self.tags.move_to(new[0])
 
         # A completion is typed into the box as it is shown: only tags that show as they are.
-        suggestions = sorted((t for t in ws.tag_counts() if is_safe(t)), key=str.casefold)
-        self.push_screen(PromptScreen(f"Add a tag to {image}", suggestions=suggestions), done)
+        # The tags the image lacks come first, the most used first: `bl` completes to a tag
+        # the image can still get, not to the `black hair` it has.
+        counts = ws.tag_counts()
+        have = {t.casefold() for t in ws.image_tags(image)}
+        suggestions = sorted(
+            (t for t in counts if is_safe(t)),
+            key=lambda t: (t.casefold() in have, -counts[t], t.casefold()),
+        )
+        self.push_screen(
+            PromptScreen(
+                f"Add a tag to {image}",
+                suggestions=suggestions,
+                present=ws.image_tags(image),
+                present_note="{} is already on this image",
+            ),
+            done,
+        )
 
     # ---- batches: the images the file list shows, the tags of the dataset ------------------
 
@@ -777,6 +829,16 @@ class CuratorApp(App[int]):
     def action_next_image(self) -> None:
         self.files.cursor += 1
         self._show_image(self.files.current)  # in this frame, not after a message trip
+
+    def action_full_screen(self) -> None:
+        """The current image at the whole terminal's size; `]` / `[` go on moving."""
+        ws = self.ws
+        if ws is None or self.image is None:
+            return
+        rows = self.files.rows
+        i = self.files.cursor
+        neighbours = [rows[j] for j in (i + 1, i - 1) if 0 <= j < len(rows)]
+        self.push_screen(ImageScreen(ws.root, self.image, neighbours))
 
     def action_previous_image(self) -> None:
         self.files.cursor -= 1
@@ -1154,7 +1216,9 @@ class CuratorApp(App[int]):
         self.push_screen(ProfilePicker(choices), done)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.keymap))
+        # Said once, here, when caption token counts are off (and how to turn them on).
+        note = "" if self.caption.tokens is not None else HOW_TO_ENABLE_SHORT
+        self.push_screen(HelpScreen(self.keymap, note))
 
     def action_quit_app(self) -> None:
         ws = self.ws

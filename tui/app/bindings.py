@@ -41,6 +41,7 @@ APP_BINDINGS: list[Binding] = [
         priority=True,
         show=False,
     ),
+    Binding("f", "full_screen", "full-screen image", id="full-screen", show=False),
     Binding("v", "toggle_view", "image/dataset tags", id="toggle-view"),
     Binding("P", "cycle_pattern", "pattern", id="cycle-pattern"),
     Binding("t", "edit_trigger", "trigger", id="edit-trigger"),

@@ -29,8 +29,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tui.core.captions import escape_tag
 from tui.core.concept_checks import concept_findings
 from tui.core.dataset import ImageEntry
+from tui.core.implied import implied_by
 from tui.core.preview import MAX_PREVIEW_PIXELS
 from tui.core.profile import CHECK_DEFAULTS
 from tui.core.strategy import Renderer, Strategy
@@ -39,6 +41,7 @@ from tui.core.tag_knowledge import classify_tag
 
 if TYPE_CHECKING:
     from tui.core.measures import ImageMeasure
+    from tui.core.tokens import TokenCounter
     from tui.core.workspace import Workspace
 
 KINDS = (
@@ -53,6 +56,8 @@ KINDS = (
     "uncaptioned",
     "empty-caption",
     "stem-collision",
+    "implied-tags",
+    "long-caption",
     "concept-overlap",
     "concept-trigger-is-a-tag",
     "concept-inconsistent-trait",
@@ -468,12 +473,89 @@ def _caption_findings(
     return findings
 
 
+def _implied_findings(
+    strategy: Strategy, images: Sequence[ImageEntry], image_tags: Mapping[str, Sequence[str]]
+) -> list[Finding]:
+    """Generic tags beside a more specific tag of the same image (advice: `shirt` beside
+    `orange shirt`), counted as written after aliases."""
+    aliases = strategy.alias_index
+    on: list[str] = []
+    total = 0
+    example: tuple[str, str] | None = None
+    for e in images:
+        tags = image_tags[e.image]
+        written = [aliases.get(t.casefold(), t) for t in tags] if aliases else tags
+        found = implied_by(written)
+        if found:
+            on.append(e.image)
+            total += len(found)
+            if example is None:
+                example = next(iter(found.items()))
+    if not on or example is None:
+        return []
+    if strategy.caption.drop_implied:
+        what = "[caption] drop_implied removes them from the captions"
+    else:
+        what = (
+            "they teach nothing the specific tag does not; set [caption] drop_implied = true "
+            "to remove them"
+        )
+    return [
+        Finding(
+            "implied-tags",
+            "advice",
+            f"{_plural(total, 'implied tag')} on {_plural(len(on), 'image')} (e.g. "
+            f"{example[0]} beside {example[1]}): {what}",
+            tuple(on),
+        )
+    ]
+
+
+def _token_findings(
+    strategy: Strategy,
+    images: Sequence[ImageEntry],
+    image_tags: Mapping[str, Sequence[str]],
+    tokens: TokenCounter,
+    limit: int,
+) -> list[Finding]:
+    """Captions longer than `limit` CLIP tokens: what the trainer cuts, silently."""
+    plain = Renderer(strategy)
+    by_concept = {c.name: Renderer(strategy, concept=c) for c in strategy.concepts}
+    fmt = strategy.caption
+    over: list[tuple[str, int, tuple[str, ...]]] = []
+    for e in images:
+        tags = image_tags[e.image]
+        found = strategy.concepts_of(e.image, tags) if by_concept else []
+        renderer = by_concept[found[0].name] if found else plain
+        caption = renderer.caption_tags(tags)
+        if fmt.escape_parentheses:
+            caption = [escape_tag(t) for t in caption]
+        length = tokens.length(caption, fmt.separator, limit)
+        if length.cut:
+            over.append((e.image, length.tokens, length.cut))
+    if not over:
+        return []
+    image, n, cut = max(over, key=lambda o: (o[1], o[0]))
+    shown = ", ".join(cut[:8]) + (f" and {len(cut) - 8} more" if len(cut) > 8 else "")
+    return [
+        Finding(
+            "long-caption",
+            "advice",
+            f"{_plural(len(over), 'caption')} over {limit} CLIP tokens: trainers cut the rest "
+            f"silently (the longest, {image}, has {n} tokens and loses {shown}); drop tags or "
+            "raise the trainer's token limit ([checks] max_tokens to match it)",
+            tuple(o[0] for o in over),
+        )
+    ]
+
+
 def find_problems(
     strategy: Strategy,
     images: Sequence[ImageEntry],
     image_tags: Mapping[str, Sequence[str]],
     collisions: Mapping[str, Sequence[str]] | None = None,
     measures: Mapping[str, ImageMeasure] | None = None,
+    tokens: TokenCounter | None = None,
 ) -> list[Finding]:
     """Every finding on a dataset, with ``strategy`` and the thresholds of its ``[checks]``
     table (defaults ``CHECK_DEFAULTS``).
@@ -484,7 +566,9 @@ def find_problems(
     thread); pass the result of `tui.core.measures.measure_images` to add untagged blur and
     low resolution, identical files, near-duplicates and unreadable images. Findings come in
     the order of ``KINDS``. ``severity`` is ``"problem"`` except for advice (``double-up``,
-    images too large to measure), which must not change an exit code.
+    images too large to measure), which must not change an exit code. With ``tokens`` (a
+    CLIP token counter, :func:`tui.core.tokens.load_counter`) captions over ``max_tokens``
+    are reported with the tags a trainer cuts.
     """
     limits = thresholds(strategy)
     index = _TagIndex(strategy, image_tags)
@@ -492,6 +576,9 @@ def find_problems(
     if measures is not None:
         findings += _image_findings(index, measures, limits)
     findings += _caption_findings(strategy, images, image_tags, collisions or {}, index)
+    findings += _implied_findings(strategy, images, image_tags)
+    if tokens is not None:
+        findings += _token_findings(strategy, images, image_tags, tokens, int(limits["max_tokens"]))
     if strategy.concepts:
         concepts = {e.image: strategy.concepts_of(e.image, image_tags[e.image]) for e in images}
         findings += [
@@ -505,7 +592,11 @@ def find_problems(
     return findings
 
 
-def run_checks(ws: Workspace, measures: Mapping[str, ImageMeasure] | None = None) -> list[Finding]:
+def run_checks(
+    ws: Workspace,
+    measures: Mapping[str, ImageMeasure] | None = None,
+    tokens: TokenCounter | None = None,
+) -> list[Finding]:
     """:func:`find_problems` on a workspace (its working strategy, images and their tags),
     and what the trainers will not see of it (:func:`trainer_findings`)."""
     findings = find_problems(
@@ -514,6 +605,7 @@ def run_checks(ws: Workspace, measures: Mapping[str, ImageMeasure] | None = None
         {e.image: ws.image_tags(e.image) for e in ws.images},
         ws.scan.collisions,
         measures,
+        tokens,
     )
     findings += trainer_findings(ws)
     order = {kind: n for n, kind in enumerate(KINDS)}

@@ -48,6 +48,8 @@ CHECK_DEFAULTS: dict[str, float] = {
     "blur_ratio": 0.45,
     "lowres_side": 500,
     "near_duplicate_distance": 4,
+    # CLIP tokens a trainer reads of a caption (kohya's default; the rest is cut silently).
+    "max_tokens": 75,
 }
 # The range each threshold may take: shares of images (or of a median) lie in [0, 1]; a side
 # is pixels; a distance is bits of a 64-bit perceptual hash.
@@ -57,6 +59,7 @@ CHECK_RANGES: dict[str, tuple[float, float, str]] = {
     "blur_ratio": (0.0, 1.0, "a ratio between 0 and 1"),
     "lowres_side": (0, 1_000_000, "a number of pixels between 0 and 1000000"),
     "near_duplicate_distance": (0, 64, "a number of bits between 0 and 64"),
+    "max_tokens": (1, 100_000, "a number of tokens between 1 and 100000"),
 }
 
 
@@ -161,7 +164,14 @@ _TOP_KEYS = (
     "tagger",
 )
 _CONCEPT_KEYS = ("name", "trigger", "folders", "tags", "pattern", "buckets")
-_CAPTION_KEYS = ("extension", "separator", "underscores", "escape_parentheses", "order")
+_CAPTION_KEYS = (
+    "extension",
+    "separator",
+    "underscores",
+    "escape_parentheses",
+    "order",
+    "drop_implied",
+)
 
 
 def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str = "") -> Strategy:
@@ -217,6 +227,13 @@ def strategy_from_dict(data: Mapping[str, Any], source: str, default_name: str =
             "true or false",
         ),
         order=_choice(source, "caption.order", caption_table.get("order", default.order), ORDERS),
+        drop_implied=_expect(
+            source,
+            "caption.drop_implied",
+            caption_table.get("drop_implied", default.drop_implied),
+            bool,
+            "true or false",
+        ),
     )
     if not caption.separator.strip(" ") or "\n" in caption.separator or "\r" in caption.separator:
         raise _fail(
@@ -347,6 +364,7 @@ def strategy_to_dict(strategy: Strategy) -> dict[str, Any]:
             "underscores": fmt.underscores,
             "escape_parentheses": fmt.escape_parentheses,
             "order": fmt.order,
+            "drop_implied": fmt.drop_implied,
         },
     }
     if strategy.suggest:

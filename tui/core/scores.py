@@ -401,3 +401,27 @@ class ScoreStore:
             "SELECT image, pairs FROM scores WHERE model=?", (model,)
         ):
             yield str(image), bytes(blob)
+
+
+CHARACTER_CATEGORY = 4  # selected_tags.csv: 0 general, 4 character, 9 rating
+
+
+def character_tags(root: str | os.PathLike[str]) -> frozenset[str]:
+    """The tags the latest model that tagged the dataset at `root` puts in its character
+    category (case-folded, with spaces); empty when it was never tagged or its scores
+    cannot be read (suggestions then go by the shape of the tag alone)."""
+    try:
+        store = ScoreStore.open_read(root)
+    except ScoreStoreError:
+        return frozenset()
+    if store is None:
+        return frozenset()
+    with store:
+        model = store.latest_model()
+        if model is None:
+            return frozenset()
+        return frozenset(
+            lb.name.replace("_", " ").casefold()
+            for lb in store.labels(model)
+            if lb.category == CHARACTER_CATEGORY
+        )

@@ -11,6 +11,7 @@ from functools import cached_property
 
 from tui.core.buckets import BUCKETS, PATTERNS, REMOVED_BY_PATTERN, UNSORTED
 from tui.core.captions import format_caption
+from tui.core.implied import implied_by
 from tui.core.tagger.settings import TaggerSettings
 
 # Re-exported: the bucket and pattern names have always been importable from here.
@@ -41,6 +42,8 @@ class CaptionFormat:
     underscores: str = "spaces"
     escape_parentheses: bool = False
     order: str = "source"
+    # Remove, per image, a tag that a more specific tag of the image implies (tui/core/implied.py).
+    drop_implied: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,18 @@ class Renderer:
         self._removed = REMOVED_BY_PATTERN[pattern]
         self._keep_unsorted = strategy.unsorted == "keep"
         self._trigger_keys = {t.casefold() for t in self.triggers}
+        self.drop_implied = strategy.caption.drop_implied
+
+    def implied(self, source_tags: Iterable[str]) -> dict[str, str]:
+        """The tags of one image that `drop_implied` removes: tag as written (after aliases)
+        → the more specific tag of the image that implies it; {} when the option is off.
+
+        Decided per image, after aliases and before the pattern: `shirt` goes when the image
+        has `orange shirt`, whichever bucket either is in."""
+        if not self.drop_implied:
+            return {}
+        fates = self._fates
+        return implied_by([(fates.get(t) or self.fate(t)).tag for t in source_tags])
 
     def fate(self, tag: str) -> TagFate:
         """The bucket of a source tag and whether the caption keeps it."""
@@ -208,6 +223,9 @@ class Renderer:
         fates = self._fates
         seen = set(self._trigger_keys)
         out: list[str] = []
+        if self.drop_implied:
+            source_tags = list(source_tags)
+            seen.update(t.casefold() for t in self.implied(source_tags))
         for tag in source_tags:
             f = fates.get(tag) or self.fate(tag)
             if not f.kept:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from fnmatch import translate
 
 from tui.core.profile import CHECK_DEFAULTS
 from tui.core.strategy import UNSORTED, Strategy
-from tui.core.tag_knowledge import classify_tag, normalise_tag
+from tui.core.tag_knowledge import classify_tag, is_character_tag, normalise_tag
 
 SOURCES = ("rule", "knowledge", "statistics")
 """Where a suggestion comes from, strongest first."""
@@ -122,8 +122,47 @@ def _rule_set(rules: tuple[tuple[str, tuple[str, ...]], ...]) -> _RuleSet:
     return _RuleSet(rules)
 
 
+def implied_suggestion(tag: str, count: int, implied: tuple[int, str]) -> Suggestion | None:
+    """``drop`` for a generic tag that a more specific tag implies on most of its images
+    (``implied``: on how many, and by which tag most often, see
+    :func:`tui.core.implied.implied_counts`); None when it stands alone on half or more."""
+    n, implier = implied
+    if count <= 0 or n * 2 <= count:
+        return None
+    return Suggestion(
+        tag,
+        "drop",
+        f"implied by a more specific tag on {percent(min(n, count), count)}% of its images "
+        f"(e.g. {implier}): it teaches nothing that tag does not",
+        "knowledge",
+    )
+
+
+def character_suggestion(tag: str, trigger: str) -> Suggestion:
+    """The suggestion for the character's own name tag (``kaede (blue archive)``): ``drop``
+    when a trigger is set, for the trigger takes its place; without one ``trait`` (never
+    ``context``: kept in every caption it would bind the character like a second trigger)."""
+    if trigger:
+        return Suggestion(
+            tag,
+            "drop",
+            f"the character's own name tag: the trigger {trigger} takes its place",
+            "knowledge",
+        )
+    return Suggestion(
+        tag,
+        "trait",
+        "the character's own name tag: set a trigger and drop it (the trigger takes its place)",
+        "knowledge",
+    )
+
+
 def suggest_buckets(
-    counts: Mapping[str, int], total_images: int, strategy: Strategy
+    counts: Mapping[str, int],
+    total_images: int,
+    strategy: Strategy,
+    implied: Mapping[str, tuple[int, str]] | None = None,
+    characters: Collection[str] | None = None,
 ) -> dict[str, Suggestion]:
     """Suggest a bucket for every unsorted tag of a dataset.
 
@@ -137,7 +176,18 @@ def suggest_buckets(
     case-insensitively against the tag as written after aliases (and against its
     underscore-free form). Statistics use the tag's share of images, counting together the
     tags that aliases write the same way.
+
+    ``implied`` (from :func:`tui.core.implied.implied_counts`, keyed by the tag as written)
+    adds, after the profile's rules, ``drop`` for a generic tag that a more specific tag of
+    the same image implies on most of the images it is on.
+
+    The character's own name tag (``kaede (blue archive)``, or one of ``characters``: the
+    tags a WD14 model puts in its character category) is suggested ``drop`` when the
+    strategy has a trigger (:func:`character_suggestion`), after the profile's rules.
     """
+    character_keys = (
+        frozenset(c.replace("_", " ").casefold() for c in characters) if characters else None
+    )
     rules = tuple((bucket, tuple(globs)) for bucket, globs in strategy.suggest.items())
     rule_set = _rule_set(rules)
     aliases = strategy.alias_index
@@ -150,6 +200,15 @@ def suggest_buckets(
         if buckets.get(written.casefold(), UNSORTED) != UNSORTED:
             continue
         suggestion = rule_set.static(written)
+        if (suggestion is None or suggestion.source != "rule") and is_character_tag(
+            written, character_keys
+        ):
+            out[tag] = character_suggestion(written, strategy.trigger)
+            continue
+        if implied and (suggestion is None or suggestion.source != "rule"):
+            hit = implied.get(written)
+            if hit is not None:
+                suggestion = implied_suggestion(written, count, hit) or suggestion
         if suggestion is None:
             if aliases:
                 if merged is None:

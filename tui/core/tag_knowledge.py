@@ -21,7 +21,7 @@ import functools
 import itertools
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -293,3 +293,34 @@ def classify_tag(tag: str) -> FamilyMatch | None:
     (``^_^`` stays as is).
     """
     return load_knowledge().classify(tag)
+
+
+QUALIFIERS_FILE = "qualifiers.toml"
+_QUALIFIED = re.compile(r"^(?P<name>[^()]+?)\s*\((?P<qualifier>[^()]+)\)$")
+
+
+@functools.lru_cache(maxsize=1)
+def general_qualifiers() -> frozenset[str]:
+    """Danbooru's common qualifiers of general tags (``weapon`` in ``bow (weapon)``), from
+    ``tui/core/data/qualifiers.toml``."""
+    text = resources.files(DATA_PACKAGE).joinpath(QUALIFIERS_FILE).read_text(encoding="utf-8")
+    return frozenset(q.casefold() for q in tomllib.loads(text).get("general", ()))
+
+
+def is_character_tag(tag: str, characters: Collection[str] | None = None) -> bool:
+    """Whether ``tag`` names a character: in ``characters`` (the tags a WD14 model puts in its
+    character category, when scores are known; given case-folded, with spaces), or shaped
+    ``name (series)`` with a series in the parentheses rather than one of Danbooru's general
+    qualifiers (``bow (weapon)``). Case-insensitive; underscores count as spaces."""
+    key = tag.replace("_", " ").strip().casefold()
+    if characters is not None and key in characters:
+        return True
+    return _shaped_like_character(key)
+
+
+@functools.lru_cache(maxsize=65536)
+def _shaped_like_character(key: str) -> bool:
+    match = _QUALIFIED.match(key)
+    if match is None or not match["name"].strip():
+        return False
+    return match["qualifier"].strip() not in general_qualifiers()

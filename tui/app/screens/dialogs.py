@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from rich.text import Text
@@ -26,11 +27,17 @@ class PromptScreen(ModalScreen[str | None]):
         title: str,
         value: str = "",
         suggestions: list[str] | None = None,
+        present: Collection[str] = (),
+        present_note: str = "{} is already there",
     ) -> None:
         super().__init__()
         self.title_text = title
         self.value = value
+        # Completions are offered in this order: the first that fits what is typed wins.
         self.suggestions = suggestions
+        # What is typed is checked against these (case-insensitively) as it is typed.
+        self.present = {p.casefold() for p in present}
+        self.present_note = present_note
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -42,7 +49,15 @@ class PromptScreen(ModalScreen[str | None]):
                 else None
             )
             yield Input(value=self.value, suggester=suggester, id="prompt-input")
+            yield Label("", id="prompt-note", markup=False)
             yield Label("enter: ok · escape: cancel · → accepts a completion", classes="dim")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        note = ""
+        typed = event.value.strip()
+        if self.present and typed.casefold() in self.present:
+            note = self.present_note.format(safe_text(typed))
+        self.query_one("#prompt-note", Label).update(note)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)

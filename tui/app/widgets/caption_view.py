@@ -5,7 +5,10 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from tui.core.captions import escape_tag
+from tui.core.checks import thresholds
 from tui.core.text import safe_text
+from tui.core.tokens import TokenCounter
 from tui.core.workspace import Workspace
 
 
@@ -15,6 +18,8 @@ class CaptionView(Static):
     BORDER_TITLE = "Caption"
     # The caption as shown (plain text): what tests and the benchmark read back.
     shown = ""
+    # The CLIP token counter (None: counts are off; the help screen says how to enable them).
+    tokens: TokenCounter | None = None
 
     def show(self, ws: Workspace, image: str | None, notes: list[str] | None = None) -> None:
         if image is None:
@@ -33,11 +38,33 @@ class CaptionView(Static):
                 text.append(safe_text(ws.strategy.caption.separator))
             # Tags and the triggers are the dataset's text: shown escaped, never obeyed.
             text.append(safe_text(tag), style="bold" if i < leading else "")
-        removed = [renderer.fate(t).tag for t in tags if not renderer.fate(t).kept]
+        implied = renderer.implied(tags)
+        removed = [
+            renderer.fate(t).tag
+            for t in tags
+            if not renderer.fate(t).kept and renderer.fate(t).tag not in implied
+        ]
         if removed:
             text.append("   ")
             text.append("removed: ", style="dim italic")
             text.append(safe_text(", ".join(removed)), style="dim strike")
+        if implied:
+            # Struck like the tags the pattern removes, each with the tag that implies it.
+            text.append("   ")
+            text.append("implied: ", style="dim italic")
+            shown = ", ".join(f"{tag} (by {by})" for tag, by in implied.items())
+            text.append(safe_text(shown), style="dim strike")
+        if self.tokens is not None and caption:
+            fmt = ws.strategy.caption
+            written = [escape_tag(t) for t in caption] if fmt.escape_parentheses else caption
+            limit = int(thresholds(ws.strategy)["max_tokens"])
+            length = self.tokens.length(written, fmt.separator, limit)
+            text.append("\n")
+            if length.cut:
+                text.append(f"{length.tokens}/{limit} tokens, cut: ", style="bold")
+                text.append(safe_text(", ".join(length.cut)), style="strike")
+            else:
+                text.append(f"{length.tokens}/{limit} tokens", style="dim")
         self.shown = text.plain
         for note in notes or []:
             text.append("\n! ", style="bold")

@@ -60,9 +60,12 @@ def looks_like_repo_id(model: str) -> bool:
     return bool(_REPO_ID.match(model)) and not model.startswith((".", "~"))
 
 
-def _cached_snapshot(cache: Path, repo_id: str) -> Path | None:
-    """The snapshot folder of `repo_id` in the cache holding both files: the one `refs/main`
-    names when it has them, else any snapshot that has them (newest first)."""
+def _cached_snapshot(
+    cache: Path, repo_id: str, files: tuple[str, ...] = (MODEL_FILE, LABELS_FILE)
+) -> Path | None:
+    """The snapshot folder of `repo_id` in the cache holding `files` (a tagger's two by
+    default): the one `refs/main` names when it has them, else any snapshot that has them
+    (newest first)."""
     repo_dir = cache / ("models--" + repo_id.replace("/", "--"))
     snapshots = repo_dir / "snapshots"
     candidates: list[Path] = []
@@ -82,9 +85,12 @@ def _cached_snapshot(cache: Path, repo_id: str) -> Path | None:
         others = []
     candidates += [p for p in others if p not in candidates]
     for snapshot in candidates:
-        if (snapshot / MODEL_FILE).is_file() and (snapshot / LABELS_FILE).is_file():
+        if all((snapshot / name).is_file() for name in files):
             return snapshot
     return None
+
+
+cached_snapshot = _cached_snapshot
 
 
 def _download(repo_id: str) -> Path:
