@@ -755,39 +755,20 @@ def _edit_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def _alias_argv(argv: list[str]) -> list[str]:
-    """`alias`'s tags after `--`: `alias DS -_- sad` renames the emoticon `-_-`."""
+def _positionals_last(argv: list[str], valued: tuple[str, ...]) -> list[str]:
+    """A subcommand's arguments with its positionals after `--`, so that a query like
+    `-blurry, smile` or a tag like `-_-` is read as itself, not as an unknown option.
+    `valued` are its options that take a value (glued to it: `--remove=-_-`)."""
     options: list[str] = []
     positionals: list[str] = []
     rest = iter(argv[1:])
     for arg in rest:
         if arg == "--":
             positionals.extend(rest)
-        elif arg == "--remove":
+        elif arg in valued:
             value = next(rest, None)
-            options.append(arg if value is None else f"--remove={value}")
-        elif arg.startswith("--remove=") or arg in ("-h", "--help"):
-            options.append(arg)
-        else:
-            positionals.append(arg)
-    return [argv[0], *options, "--", *positionals]
-
-
-def _find_argv(argv: list[str]) -> list[str]:
-    """`find`'s arguments with its positionals after `--`: a query like `-blurry, smile`
-    is a query, not an unknown option."""
-    options: list[str] = []
-    positionals: list[str] = []
-    rest = iter(argv[1:])
-    for arg in rest:
-        if arg == "--":
-            positionals.extend(rest)
-        elif arg == "--profile":
-            options.append(arg)
-            value = next(rest, None)
-            if value is not None:
-                options.append(value)
-        elif arg.startswith("--profile=") or arg in ("-h", "--help"):
+            options.append(arg if value is None else f"{arg}={value}")
+        elif arg.startswith(tuple(f"{v}=" for v in valued)) or arg in ("-h", "--help"):
             options.append(arg)
         else:
             positionals.append(arg)
@@ -924,11 +905,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
             return run_app(argv)
         if argv[0] == "find":
-            argv = _find_argv(argv)
+            argv = _positionals_last(argv, ("--profile",))
         elif argv[0] == "edit":
             argv = _edit_argv(argv)
         elif argv[0] == "alias":
-            argv = _alias_argv(argv)
+            argv = _positionals_last(argv, ("--remove",))
         args = build_parser().parse_args(argv)
         handler = {
             "apply": cmd_apply,

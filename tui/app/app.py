@@ -677,23 +677,32 @@ class CuratorApp(App[int]):
         shown = self._shown_images()
         if shown is None:
             return
-        self._set_status(Text(f" b: adds a tag to each of the {len(shown):,} images shown"))
+        self._ask_batch_tag(
+            shown,
+            f" b: adds a tag to each of the {len(shown):,} images shown",
+            f"Add a tag to each of the {len(shown):,} images shown (one undo step)",
+            ws.tag_counts(),
+            remove=False,
+        )
+
+    def _ask_batch_tag(
+        self, shown: list[str], status: str, title: str, tags: Iterable[str], remove: bool
+    ) -> None:
+        """Ask which tag a batch adds to (or removes from) the images shown, then run it."""
+        self._set_status(Text(status))
 
         def done(value: str | None) -> None:
             ws = self.ws
             self._update_status()
             if not value or ws is None:
                 return
-            new = list(parse_tags(value, ws.strategy.caption.underscores))
-            self._run_batch(shown, add=new)
+            typed = list(parse_tags(value, ws.strategy.caption.underscores))
+            if remove:
+                self._run_batch(shown, remove=typed)
+            else:
+                self._run_batch(shown, add=typed)
 
-        self.push_screen(
-            PromptScreen(
-                f"Add a tag to each of the {len(shown):,} images shown (one undo step)",
-                suggestions=self._safe_tags(ws.tag_counts()),
-            ),
-            done,
-        )
+        self.push_screen(PromptScreen(title, suggestions=self._safe_tags(tags)), done)
 
     def action_batch_remove(self) -> None:
         ws = self.ws
@@ -704,24 +713,12 @@ class CuratorApp(App[int]):
             return
         tag = self.tags.current
         if tag is None:
-            self._set_status(Text(f" x: removes a tag from the {len(shown):,} images shown"))
-
-            def asked(value: str | None) -> None:
-                ws = self.ws
-                self._update_status()
-                if not value or ws is None:
-                    return
-                self._run_batch(
-                    shown, remove=list(parse_tags(value, ws.strategy.caption.underscores))
-                )
-
-            on_shown = {t for image in shown for t in ws.image_tags(image)}
-            self.push_screen(
-                PromptScreen(
-                    f"Remove a tag from the {len(shown):,} images shown (one undo step)",
-                    suggestions=self._safe_tags(on_shown),
-                ),
-                asked,
+            self._ask_batch_tag(
+                shown,
+                f" x: removes a tag from the {len(shown):,} images shown",
+                f"Remove a tag from the {len(shown):,} images shown (one undo step)",
+                {t for image in shown for t in ws.image_tags(image)},
+                remove=True,
             )
             return
         targets = ws.batch_targets(shown, remove=[tag])
