@@ -222,6 +222,10 @@ def build_pixels(
         preview = load_preview(path, cols_free * cell[0], rows_free * cell[1])
         cols, rows = fit_cells(preview.width, preview.height, cols_free, rows_free, cell)
         size = (cols * cell[0], rows * cell[1])
+        if choice.protocol != "sixel" and preview.width * preview.height < size[0] * size[1]:
+            # Smaller than its cells: kitty and iTerm2 scale it up themselves (sixel cannot),
+            # so the original's pixels are all that crosses the link.
+            size = (preview.width, preview.height)
         image = preview.image
         if image.size != size:
             image = image.resize(size, Image.Resampling.LANCZOS)
