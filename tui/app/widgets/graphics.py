@@ -20,6 +20,7 @@ stdout from another thread). No error here ever reaches the user as a traceback.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import unicodedata
 from collections.abc import Iterator
@@ -50,14 +51,15 @@ CHUNK = 4096
 JPEG_QUALITY = 90
 
 
-def _placeholder_diacritics() -> tuple[str, ...]:
+@functools.cache
+def placeholder_diacritics() -> tuple[str, ...]:
     """The combining marks kitty's placeholders number rows and columns with: the protocol
     takes Unicode's combining class 230 marks that have no decomposition and are part of none.
     Its table is fixed at Unicode 6.0; Python's Unicode is newer, and the first mark added
     later (U+0898, Unicode 14) comes after index 128, so the first 129 are exact."""
     parts: set[int] = set()
     marks = []
-    for code in range(0x300, 0x20000):
+    for code in range(0x30000):  # past the last decomposition that holds such a mark
         char = chr(code)
         decomposition = unicodedata.decomposition(char)
         if decomposition and not decomposition.startswith("<"):
@@ -65,12 +67,11 @@ def _placeholder_diacritics() -> tuple[str, ...]:
         if unicodedata.combining(char) == 230 and not decomposition:
             marks.append(code)
     exact = [c for c in marks if c not in parts and c < 0x898]
-    return tuple(chr(c) for c in exact[:129])
+    return tuple(chr(c) for c in exact[:MAX_SPAN])
 
 
-DIACRITICS = _placeholder_diacritics()
 # The most rows or columns a kitty image can span (the pane fits it inside).
-MAX_SPAN = len(DIACRITICS)
+MAX_SPAN = 129
 _ids = count(randint(1, 0xFFFF) << 8)
 
 
@@ -184,8 +185,8 @@ class PixelPreview:
             return
         i = self.image_id
         style = Style(color=f"rgb({(i >> 16) & 255},{(i >> 8) & 255},{i & 255})")
-        mark = DIACRITICS[row]
-        yield Segment("".join(PLACEHOLDER + mark + DIACRITICS[c] for c in range(cols)), style)
+        marks = placeholder_diacritics()
+        yield Segment("".join(PLACEHOLDER + marks[row] + marks[c] for c in range(cols)), style)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         lay = self.layout
