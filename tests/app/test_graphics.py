@@ -208,12 +208,17 @@ def test_auto_uses_what_the_terminal_answers(photos: Path) -> None:
     app = App(photos, answers=b"\x1b[?62;4;22c")
     app.wait(SIXEL, 1)
     out = app.quit()
-    assert b"\x1b[c" in out and b"\x1b_G" not in out
+    assert out.count(b"\x1b[c") == 1 and not PLACEMENT.search(out)
     # No sixel, but kitty's query answered OK: kitty.
-    app = App(photos, answers=b"\x1b[?62;22c\x1b_Gi=1;OK\x1b\\")
+    app = App(photos, answers=b"\x1b_Gi=31;OK\x1b\\\x1b[?62;22c")
     app.wait(PLACEMENT, 1)
     out = app.quit()
     assert b"a=q" in out and not SIXEL.search(out)
+    # Neither (a plain xterm): half-blocks.
+    app = App(photos, answers=b"\x1b[?62;22c")
+    app.child.expect("▀|▄".encode())
+    out = app.quit()
+    assert not PLACEMENT.search(out) and not SIXEL.search(out) and b"1337;" not in out
 
 
 def test_without_the_extra_a_forced_protocol_says_how_and_uses_half_blocks(

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tui.app import graphics
-from tui.app.graphics import INSTALL, Answers, Choice, choose, needs_query
+from tui.app.graphics import INSTALL, Answers, Choice, choose, needs_query, parse_answers
 
 PLAIN = {"TERM": "xterm-256color"}
 TMUX = {"TERM": "tmux-256color", "TMUX": "/tmp/tmux-1000/default,123,0"}
@@ -100,7 +100,7 @@ def test_the_terminal_is_asked_only_in_auto_with_the_extra_on_a_terminal() -> No
 def test_detect_asks_nothing_when_forced_or_without_the_extra(monkeypatch) -> None:
     asked: list[bool] = []
     monkeypatch.setattr(graphics, "query_terminal", lambda: asked.append(True) or SIXEL)
-    monkeypatch.setattr(graphics, "stdout_is_tty", lambda: True)
+    monkeypatch.setattr(graphics, "on_terminal", lambda: True)
     assert graphics.detect("kitty", env=PLAIN).protocol == "kitty"
     assert graphics.detect("halfblocks", env=PLAIN).protocol == "halfblocks"
     assert asked == []
@@ -121,3 +121,18 @@ def test_the_graphics_choice_imports_no_textual() -> None:
     code = "import sys, tui.app.graphics; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_terminals_reply_is_read_from_one_round_trip() -> None:
+    kitty_ok = b"\x1b_Gi=31;OK\x1b\\"
+    assert parse_answers(b"\x1b[?62;4;22c") == Answers(sixel=True)
+    assert parse_answers(kitty_ok + b"\x1b[?62;22c") == Answers(kitty=True)
+    assert parse_answers(kitty_ok + b"\x1b[?65;4;1c") == Answers(sixel=True, kitty=True)
+    # "4" only as a whole attribute (14, 42 are other things); an error answer is no kitty.
+    assert parse_answers(b"\x1b[?64;14;42c") == Answers()
+    assert parse_answers(b"\x1b_Gi=31;ENOTSUPPORTED:x\x1b\\\x1b[?62c") == Answers()
+    # No DA1 (nothing came back in time): nothing known, even with a kitty-like prefix.
+    assert parse_answers(b"") == Answers()
+    assert parse_answers(kitty_ok) == Answers()
+    # Typed-ahead keys before the answer do not confuse it.
+    assert parse_answers(b"jj\x1b[?1;2;4c") == Answers(sixel=True)

@@ -1,12 +1,15 @@
 """Which graphics protocol the preview uses: chosen once, before Textual starts.
 
-Detection, never guessing: in `auto` the terminal is asked (through the optional
-`textual-image` package, which sends DA1 for sixel and a kitty graphics query when it is
-imported) and only its answer counts. That question can only be asked before Textual starts
-(Textual's input thread would take the answer), only on a terminal, and only in `auto`: a
-forced protocol asks nothing. Inside tmux the answers come from tmux itself, which is what
-we want: tmux ≥ 3.4 draws sixel itself and says so in its DA1 answer, and it never answers a
-kitty query (it does not know the protocol). Passthrough to the outer terminal is never
+Detection, never guessing: in `auto`, with the optional `graphics` extra installed, the
+terminal is asked (kitty's graphics query, then DA1: one round trip) and only its answer
+counts. That question can only be asked before Textual starts (Textual's input thread would
+take the answer), only on a terminal, and only in `auto`: a forced protocol asks nothing.
+(textual-image would ask at import with a 0.1 s timeout, too short over a slow SSH link: its
+renderables are never imported here; the app uses its sixel encoder.)
+
+Inside tmux the answers come from tmux itself, which is what we want: tmux ≥ 3.4 draws
+sixel itself and says so in its DA1 answer, and it never answers a kitty query (it does not
+know the protocol). Passthrough to the outer terminal is never
 assumed; forcing `kitty` or `iterm2` inside tmux wraps the images in tmux's passthrough
 (which then needs `set -g allow-passthrough on`).
 
@@ -16,7 +19,9 @@ This module imports no Textual: `tui.app.main` uses it before importing the app.
 from __future__ import annotations
 
 import os
+import re
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -108,7 +113,7 @@ def choose(
 
 
 def extra_importable() -> bool:
-    """Whether the `graphics` extra is installed (importing its package sends nothing)."""
+    """Whether the `graphics` extra is installed (its package's own module sends nothing)."""
     try:
         import textual_image  # noqa: F401
     except ImportError:
@@ -116,21 +121,61 @@ def extra_importable() -> bool:
     return True
 
 
-def query_terminal() -> Answers:
-    """Ask the terminal (only before Textual starts): textual-image sends the queries when its
-    renderables are imported and keeps the result. Any failure is no answer."""
+# Kitty's graphics query (a 1×1 image, answered and never stored), then DA1. Terminals answer
+# in order and every one answers DA1, so one round trip says both, however slow the link (SSH).
+QUERY = b"\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\\x1b[c"
+KITTY_OK = re.compile(rb"\x1b_Gi=31;OK\x1b\\")
+DA1 = re.compile(rb"\x1b\[\?([0-9;]*)c")
+# How long to wait for the DA1 answer (a terminal that never answers costs this once).
+QUERY_TIMEOUT = 1.0
+
+
+def parse_answers(data: bytes) -> Answers:
+    """What the terminal's reply to QUERY says: kitty's OK before DA1; 4 among DA1's
+    attributes is sixel. No DA1 answer: nothing is known."""
+    da1 = DA1.search(data)
+    if da1 is None:
+        return Answers()
+    return Answers(
+        sixel="4" in da1[1].decode("ascii").split(";"),
+        kitty=KITTY_OK.search(data, 0, da1.start()) is not None,
+    )
+
+
+def query_terminal(timeout: float = QUERY_TIMEOUT) -> Answers:
+    """Ask the terminal (only before Textual starts: afterwards its input thread would take
+    the answer). Any failure is no answer."""
     try:
-        from textual_image import renderable
-        from textual_image.renderable.sixel import Image as SixelImage
-        from textual_image.renderable.tgp import Image as TGPImage
+        import termios
+        import tty
+        from select import select
+
+        fd_in, fd_out = sys.__stdin__.fileno(), sys.__stdout__.fileno()  # type: ignore[union-attr]
+        saved = termios.tcgetattr(fd_in)
     except Exception:
         return Answers()
-    return Answers(sixel=renderable.Image is SixelImage, kitty=renderable.Image is TGPImage)
-
-
-def stdout_is_tty() -> bool:
+    data = b""
     try:
-        return bool(sys.__stdout__ and sys.__stdout__.isatty())
+        tty.setcbreak(fd_in, termios.TCSANOW)  # the answer is read, never echoed
+        os.write(fd_out, QUERY)
+        deadline = time.monotonic() + timeout
+        while DA1.search(data) is None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select([fd_in], [], [], left)[0]:
+                break
+            data += os.read(fd_in, 1024)
+    except Exception:
+        pass
+    finally:
+        termios.tcsetattr(fd_in, termios.TCSANOW, saved)
+    return parse_answers(data)
+
+
+def on_terminal() -> bool:
+    """Whether stdin and stdout are a terminal (the question goes out on one, back on the
+    other)."""
+    try:
+        return bool(sys.__stdin__.isatty() and sys.__stdout__.isatty())  # type: ignore[union-attr]
     except (AttributeError, ValueError):
         return False
 
@@ -139,7 +184,7 @@ def detect(flag: str, color: str = "auto", env: Mapping[str, str] | None = None)
     """The choice for this process: asks the terminal when `needs_query` says so."""
     env = os.environ if env is None else env
     importable = extra_importable()
-    tty = stdout_is_tty()
+    tty = on_terminal()
     answers = query_terminal() if needs_query(flag, importable, tty, env) else None
     return choose(flag, importable, tty, env, answers, color)
 
