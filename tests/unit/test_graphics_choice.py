@@ -79,8 +79,11 @@ def test_auto_kitty_answer_needs_truecolor() -> None:
 
 
 def test_auto_inside_tmux_trusts_only_what_tmux_itself_answers() -> None:
-    # tmux answers DA1 itself, with 4 when it draws sixel: used, unwrapped.
-    assert choose("auto", True, True, TMUX, SIXEL) == Choice("sixel")
+    # tmux answers DA1 itself, with 4 whenever it is built with sixel; it passes sixel on
+    # only to a terminal that has it, which tmux says too: sixel only then, unwrapped.
+    assert choose("auto", True, True, TMUX, Answers(sixel=True, tmux_sixel=True)) == Choice("sixel")
+    assert choose("auto", True, True, TMUX, Answers(sixel=True, tmux_sixel=False)) == Choice()
+    assert choose("auto", True, True, TMUX, SIXEL) == Choice()  # tmux did not say
     # A kitty answer cannot be tmux's own (it does not know the protocol): passthrough is
     # never assumed, so no kitty images.
     assert choose("auto", True, True, TMUX, KITTY) == Choice()
@@ -136,3 +139,29 @@ def test_the_terminals_reply_is_read_from_one_round_trip() -> None:
     assert parse_answers(kitty_ok) == Answers()
     # Typed-ahead keys before the answer do not confuse it.
     assert parse_answers(b"jj\x1b[?1;2;4c") == Answers(sixel=True)
+
+
+def test_inside_tmux_detect_asks_tmux_whether_it_passes_sixel_on(monkeypatch) -> None:
+    monkeypatch.setattr(graphics, "on_terminal", lambda: True)
+    monkeypatch.setattr(graphics, "query_terminal", lambda: SIXEL)
+    monkeypatch.setattr(graphics, "tmux_sixel", lambda: True)
+    assert graphics.detect("auto", env=TMUX).protocol == "sixel"
+    monkeypatch.setattr(graphics, "tmux_sixel", lambda: None)
+    assert graphics.detect("auto", env=TMUX).protocol == "halfblocks"
+    # Outside tmux the terminal's own answer is enough.
+    assert graphics.detect("auto", env=PLAIN).protocol == "sixel"
+
+
+def test_tmux_sixel_reads_client_termfeatures(monkeypatch, tmp_path) -> None:
+    # A stand-in `tmux` on PATH answers as tmux 3.4 would for a sixel terminal.
+    fake = tmp_path / "tmux"
+    fake.write_text("#!/bin/sh\necho 'RGB,sixel,title,clipboard'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert graphics.tmux_sixel() is True
+    fake.write_text("#!/bin/sh\necho 'RGB,title'\n")
+    assert graphics.tmux_sixel() is False
+    fake.write_text("#!/bin/sh\necho '#{client_termfeatures}'\n")  # tmux < 3.2
+    assert graphics.tmux_sixel() is None
+    fake.unlink()
+    assert graphics.tmux_sixel() is None

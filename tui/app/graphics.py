@@ -7,9 +7,10 @@ take the answer), only on a terminal, and only in `auto`: a forced protocol asks
 (textual-image would ask at import with a 0.1 s timeout, too short over a slow SSH link: its
 renderables are never imported here; the app uses its sixel encoder.)
 
-Inside tmux the answers come from tmux itself, which is what we want: tmux ≥ 3.4 draws
-sixel itself and says so in its DA1 answer, and it never answers a kitty query (it does not
-know the protocol). Passthrough to the outer terminal is never
+Inside tmux the answers come from tmux itself, which is what we want: a tmux ≥ 3.4 built
+with sixel draws sixel itself and says 4 in its DA1 answer (whatever terminal it is attached
+to: whether it passes sixel on is asked of tmux too, `client_termfeatures`), and it never
+answers a kitty query (it does not know the protocol). Passthrough to the outer terminal is never
 assumed; forcing `kitty` or `iterm2` inside tmux wraps the images in tmux's passthrough
 (which then needs `set -g allow-passthrough on`).
 
@@ -39,6 +40,9 @@ class Answers:
 
     sixel: bool = False
     kitty: bool = False
+    # Inside tmux: whether tmux passes sixel on to the terminal it is attached to (its
+    # `client_termfeatures` has `sixel`); None when tmux did not say.
+    tmux_sixel: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -100,10 +104,11 @@ def choose(
         return Choice(hint=f"real pixels in kitty, iTerm2 and sixel terminals: {INSTALL}")
     if answers is None:
         return Choice()
-    if answers.sixel:
+    if answers.sixel and (not in_tmux(env) or answers.tmux_sixel):
         # First, as textual-image does: terminals that speak both (WezTerm, Konsole) do not
         # draw kitty's Unicode placeholders, and kitty itself does not speak sixel. Inside
-        # tmux this answer is tmux's own: it draws the sixel itself.
+        # tmux the DA1 answer is tmux's own (a tmux built with sixel always says 4): it draws
+        # sixel itself, but passes it on only to a terminal that has it, which tmux says.
         return Choice("sixel")
     if answers.kitty and not in_tmux(env) and color not in ("256", "16"):
         return Choice("kitty")
@@ -171,6 +176,27 @@ def query_terminal(timeout: float = QUERY_TIMEOUT) -> Answers:
     return parse_answers(data)
 
 
+def tmux_sixel() -> bool | None:
+    """Whether the tmux we run in passes sixel on to its terminal (asked of tmux itself, not
+    through it); None when it does not say (tmux < 3.2, no tmux command)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["tmux", "display-message", "-p", "#{client_termfeatures}"],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=True,
+        )
+    except Exception:
+        return None
+    features = done.stdout.strip()
+    if not features or "#{" in features:
+        return None
+    return "sixel" in features.split(",")
+
+
 def on_terminal() -> bool:
     """Whether stdin and stdout are a terminal (the question goes out on one, back on the
     other)."""
@@ -185,7 +211,11 @@ def detect(flag: str, color: str = "auto", env: Mapping[str, str] | None = None)
     env = os.environ if env is None else env
     importable = extra_importable()
     tty = on_terminal()
-    answers = query_terminal() if needs_query(flag, importable, tty, env) else None
+    answers = None
+    if needs_query(flag, importable, tty, env):
+        answers = query_terminal()
+        if in_tmux(env) and answers.sixel:
+            answers = Answers(answers.sixel, answers.kitty, tmux_sixel())
     return choose(flag, importable, tty, env, answers, color)
 
 
