@@ -269,6 +269,14 @@ def build_app_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--theme", metavar="NAME", help="a theme name")
     parser.add_argument(
+        "--graphics",
+        choices=("auto", "kitty", "sixel", "iterm2", "halfblocks"),
+        default="auto",
+        help="how the preview draws images: real pixels in terminals that speak kitty's, "
+        "sixel or iTerm2's protocol (auto asks the terminal; needs the graphics extra), "
+        "else half-blocks",
+    )
+    parser.add_argument(
         "--model",
         metavar="MODEL",
         help="the tagger model ctrl+t tags with (as for `tag`; default: the last one `tag` used)",

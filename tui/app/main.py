@@ -45,6 +45,18 @@ def run(args: argparse.Namespace) -> int:
     # Textual reads the colour system when it is imported: set it first.
     if args.color != "auto":
         os.environ["TEXTUAL_COLOR_SYSTEM"] = COLOR_SYSTEMS[args.color]
+    # The terminal can only be asked about graphics before Textual starts reading its input.
+    from tui.app import graphics
+
+    choice = graphics.detect(getattr(args, "graphics", "auto"), args.color)
+    if choice.message:
+        print(f"lora-curator: {choice.message}", file=sys.stderr)
+    if choice.protocol == "kitty" and args.color == "auto":
+        # Placeholders name their image by a 24-bit colour, and every terminal with kitty's
+        # protocol has truecolor (Rich takes TERM=xterm-kitty for 256 colours; ssh drops
+        # COLORTERM).
+        os.environ["TEXTUAL_COLOR_SYSTEM"] = "truecolor"
+    graphics.configure(choice)
     from tui.app.app import CuratorApp
     from tui.app.config import load_config
 

@@ -1,5 +1,6 @@
-"""The current image at the whole terminal's size (half-blocks), built off the UI thread like
-the preview; `]` / `[` (the app's keys) move through the images, escape / f / q close."""
+"""The current image at the whole terminal's size (half-blocks, or real pixels where the
+terminal speaks a graphics protocol: the pane's Painter), built off the UI thread like the
+preview; `]` / `[` (the app's keys) move through the images, escape / f / q close."""
 
 from __future__ import annotations
 

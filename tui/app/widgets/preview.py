@@ -17,6 +17,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from tui.app.messages import PreviewBuilt
+from tui.app.widgets.graphics import painter_for
 from tui.core.preview import PreviewError, fit_size, load_preview
 from tui.core.text import safe_text
 
@@ -48,6 +49,8 @@ class PreviewPane(Static):
         self.pending = False
         self._cache: OrderedDict[CacheKey, RenderableType] = OrderedDict()
         self._timer: Timer | None = None
+        # Real pixels when the terminal speaks a graphics protocol (None: half-blocks only).
+        self.graphics = painter_for(self)
 
     def _box(self) -> tuple[int, int]:
         """Pixels available: width × (2 × rows), one row kept for the file name."""
@@ -85,6 +88,15 @@ class PreviewPane(Static):
         )
         self._timer = self.set_timer(DEBOUNCE_SECONDS, self._start)
 
+    def update(self, content: RenderableType = "", *, layout: bool = True) -> None:
+        super().update(content, layout=layout)
+        if self.graphics is not None:  # real pixels: the painter sends what is now shown
+            self.graphics.shown(content)
+
+    def on_unmount(self) -> None:
+        if self.graphics is not None:
+            self.graphics.clear()
+
     def drawn(self, image: str | None) -> bool:
         """Whether the pane shows `image`'s preview (not a placeholder)."""
         return image is not None and image == self._shown and not self.pending
@@ -114,7 +126,9 @@ class PreviewPane(Static):
             key = (image, box[0], box[1])
             if key in self._cache:
                 continue
-            self.post_message(PreviewBuilt(key, build_preview(self.root / image, image, box)))
+            pixels = self.graphics.build(self.root / image, image, box) if self.graphics else None
+            renderable = pixels or build_preview(self.root / image, image, box)
+            self.post_message(PreviewBuilt(key, renderable))
 
     def on_preview_built(self, message: PreviewBuilt) -> None:
         key, renderable = message.key, message.renderable
