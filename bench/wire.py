@@ -19,9 +19,9 @@ drawings). Nothing is mocked and nothing is answered on the terminal's behalf.
 - start-up: every byte from the fork until the status bar says "unsorted" and the app settled
   (the first image's preview drawn).
 - `]` (cached): the next image, its preview prefetched (the app prefetches the neighbours).
-- `]` (not cached): three `]` 40 ms apart (under the app's 60 ms debounce, so the third
-  image's preview is not prefetched), minus two cached `]` of the same launch: the "loading…"
-  frame and the preview drawn.
+- `]` (not cached): from the first image, three `]` 40 ms apart (under the app's 60 ms
+  debounce, so the third image's preview is not prefetched), minus two `]` the same way
+  (both prefetched) in the same launch: the "loading…" frame and the preview drawn.
 - `j` in the file list: the cursor moves to the next image (its preview cached, too).
 - `1` on the tag list (`tab` first, not counted): the highlighted tag to trait; the cursor
   moves to the next unsorted tag.
@@ -224,12 +224,14 @@ def launch(dataset: Path, size: tuple[int, int], colour: str, args, case: Case) 
     term = Terminal(dataset, size, colour, args.quiet)
     try:
         case.start.append(term.settle(lambda: term.marked))
-        cached = [term.press("]") for _ in range(args.presses)]
-        case.cached += cached
-        median = statistics.median(cached)
-        for _ in range(2):
-            case.uncached.append(term.press("]]]", gap=0.04) - 2 * median)
+        # From the first image: three fast `]` (the third not prefetched), then two (both
+        # prefetched); the difference is one `]` whose preview is not cached.
+        triple = term.press("]]]", gap=0.04)
         term.press("g")  # back to the first image (its preview cached), not counted
+        case.uncached.append(triple - term.press("]]", gap=0.04))
+        term.press("g")
+        case.cached += [term.press("]") for _ in range(args.presses)]
+        term.press("g")
         case.j += [term.press("j") for _ in range(args.presses)]
         term.press("\t")  # the tag list
         case.bucket += [term.press("1") for _ in range(args.presses)]
@@ -330,6 +332,7 @@ def main() -> None:
     parser.add_argument("--presses", type=int, default=4, help="presses per key and launch")
     parser.add_argument("--quiet", type=float, default=0.3, help="settled: no output this long")
     parser.add_argument("--only", choices=["photo", "sample"], help="one dataset only")
+    parser.add_argument("--size", choices=[f"{w}x{h}" for w, h in SIZES], help="one size only")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="wire-") as tmp:
@@ -352,6 +355,8 @@ def main() -> None:
         print("-" * len(head))
         for name, dataset in datasets.items():
             for size in SIZES:
+                if args.size and args.size != f"{size[0]}x{size[1]}":
+                    continue
                 box = asyncio.run(preview_box(dataset, size))
                 for colour in COLOURS:
                     case = Case()
