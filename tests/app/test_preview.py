@@ -157,7 +157,7 @@ async def test_a_cached_preview_is_not_built_or_rendered_again(sample_copy, monk
     app = CuratorApp(sample_copy)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, preview=True)
-        pane = app.preview
+        pane = app.preview.pixels
         first = app.image
         height = pane.content_size.height
         drawn = [pane.render_line(y) for y in range(height)]

@@ -4,7 +4,8 @@ bad file.
 
 A preview is built once per (image, pane size) into a `Frame`: one `Strip` per row of the
 pane, the picture centred and its name row under it. Showing a cached frame hands those same
-strips to Textual's line API (`render_line`): nothing is rendered again, frame after frame.
+strips to Textual's line API (`PreviewPixels.render_line`): nothing is rendered again, frame
+after frame, and only the rows that differ from the last frame are sent.
 
 Bytes on the wire (bench/wire.py): Textual's driver writes every segment with its full style
 and a reset, so the half-block rows merge neighbouring cells of equal colours into one
@@ -27,6 +28,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import work
+from textual.app import ComposeResult
 from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
@@ -44,10 +46,12 @@ RGB = tuple[int, int, int]
 DEBOUNCE_SECONDS = 0.06
 CACHE_SIZE = 96
 # Neighbouring cells within this many steps (of 255) per channel are drawn as one segment in
-# their middle colour: no pixel moves by more than 6. bench/wire.py measured the preview of a
-# photo at 120x40 truecolor: 45.8 KiB lossless (merging only equal cells), 38.9 / 31.9 KiB
-# rounded to 5 / 4 bits per channel, 26.6 / 21.3 / 18.4 KiB with a tolerance of 8 / 12 / 16.
-TOLERANCE = 12
+# their middle colour: no pixel moves by more than 8, the bound of rounding to 4 bits per
+# channel. bench/wire.py, the preview alone of a photo at 120x40 truecolor: 45.8 KiB merging
+# only equal cells, 38.9 / 31.9 KiB rounded to 5 / 4 bits per channel, 26.6 / 21.3 / 18.4 KiB
+# with a tolerance of 8 / 12 / 16 (blank cells count as one colour); a whole `]` 34.4 KiB at
+# 12, 30.6 KiB at 16 (with the row-only redraws below).
+TOLERANCE = 16
 COLOR_SYSTEMS = {
     "truecolor": ColorSystem.TRUECOLOR,
     "256": ColorSystem.EIGHT_BIT,
@@ -73,8 +77,6 @@ class Frame:
         """The strips on the pane's `base` style (kept until the base changes)."""
         style, lines = self._styled
         if style != base:
-            # Pixels carry their own colours: the base goes to the blank and text cells only
-            # (a pixel given the pane's foreground would only cost bytes).
             lines = [_on_base(strip, base) for strip in self.strips]
             self._styled = (base, lines)
         return lines
@@ -87,12 +89,18 @@ class Frame:
 
 
 def _on_base(strip: Strip, base: Style) -> Strip:
-    segments = [
-        seg
-        if seg.style is not None and seg.style.bgcolor is not None
-        else Segment(seg.text, base + seg.style if seg.style else base)
-        for seg in strip
-    ]
+    """`strip` on the pane's colours: text gets the base style, blank padding the background
+    alone (its foreground would only cost bytes), pixels keep their own colours."""
+    blank = Style(bgcolor=base.bgcolor)
+    segments = []
+    for seg in strip:
+        style = seg.style
+        if style is not None and style.bgcolor is not None:
+            segments.append(seg)
+        elif not style and seg.text.isspace():
+            segments.append(Segment(seg.text, blank))
+        else:
+            segments.append(Segment(seg.text, base + style if style else base))
     return Strip(segments, strip.cell_length)
 
 
@@ -286,6 +294,42 @@ def build_preview(
 # ---- the widget -------------------------------------------------------------------------------
 
 
+class PreviewPixels(Widget):
+    """Draws a `Frame` through the line API. A widget of its own inside the pane's border, so
+    that redrawing its rows never sends the border again (Textual repaints a row of a widget
+    from edge to edge)."""
+
+    DEFAULT_CSS = "PreviewPixels { width: 1fr; height: 1fr; }"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frame: Frame | None = None
+
+    def draw(self, frame: Frame) -> None:
+        """Show `frame`: only its rows that differ from what is on the screen are sent (the
+        blank rows above and below a picture, a name row alike, cost nothing)."""
+        old, self.frame = self.frame, frame
+        if old is None or old.width != frame.width or len(old.strips) != len(frame.strips):
+            self.refresh()
+            return
+        width = frame.width
+        rows = [
+            Region(0, y, width, 1)
+            for y, (was, new) in enumerate(zip(old.strips, frame.strips, strict=True))
+            if was is not new and was != new
+        ]
+        if rows:
+            self.refresh(*rows)
+
+    def render_line(self, y: int) -> Strip:
+        frame = self.frame
+        width = self.content_size.width
+        if frame is None or frame.width != width:
+            return Strip.blank(width, self.rich_style)
+        lines = frame.lines(self.rich_style)
+        return lines[y] if y < len(lines) else Strip.blank(width, self.rich_style)
+
+
 class PreviewPane(Widget):
     """Shows one image; `show(path)` is cheap and never blocks."""
 
@@ -308,8 +352,11 @@ class PreviewPane(Widget):
         self.pending = False
         self._cache: OrderedDict[CacheKey, Frame] = OrderedDict()
         self._timer: Timer | None = None
-        self._frame: Frame | None = None  # what render_line draws
+        self.pixels = PreviewPixels()
         self.builds = 0  # frames built (a cached one is never built again)
+
+    def compose(self) -> ComposeResult:
+        yield self.pixels
 
     def _cells(self) -> tuple[int, int]:
         w, h = self.content_size
@@ -324,20 +371,7 @@ class PreviewPane(Widget):
         return (image, w, h)
 
     def _draw(self, frame: Frame) -> None:
-        old, self._frame = self._frame, frame
-        if old is None or old.width != frame.width or len(old.strips) != len(frame.strips):
-            self.refresh()
-            return
-        # Only the rows that differ (never the border): the blank rows above and below a
-        # picture, or a name row alike, cost nothing on the wire.
-        width = frame.width
-        rows = [
-            Region(0, y, width, 1)
-            for y, (was, new) in enumerate(zip(old.strips, frame.strips, strict=True))
-            if was is not new and was != new
-        ]
-        if rows:
-            self.refresh(*rows)
+        self.pixels.draw(frame)
 
     def _message(self, *lines: Text) -> None:
         self._draw(message_frame(lines, self._cells()))
@@ -369,13 +403,6 @@ class PreviewPane(Widget):
     def drawn(self, image: str | None) -> bool:
         """Whether the pane shows `image`'s preview (not a placeholder)."""
         return image is not None and image == self._shown and not self.pending
-
-    def render_line(self, y: int) -> Strip:
-        frame = self._frame
-        if frame is None or frame.width != self.content_size.width:
-            return Strip.blank(self.content_size.width, self.rich_style)
-        lines = frame.lines(self.rich_style)
-        return lines[y] if y < len(lines) else Strip.blank(frame.width, self.rich_style)
 
     def on_resize(self) -> None:
         if self._shown is not None:
