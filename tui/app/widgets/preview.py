@@ -49,8 +49,8 @@ CACHE_SIZE = 96
 # their middle colour: no pixel moves by more than 8, the bound of rounding to 4 bits per
 # channel. bench/wire.py, the preview alone of a photo at 120x40 truecolor: 45.8 KiB merging
 # only equal cells, 38.9 / 31.9 KiB rounded to 5 / 4 bits per channel, 26.6 / 21.3 / 18.4 KiB
-# with a tolerance of 8 / 12 / 16 (blank cells count as one colour); a whole `]` 34.4 KiB at
-# 12, 30.6 KiB at 16 (with the row-only redraws below).
+# with a tolerance of 8 / 12 / 16 (blank cells count as one colour); a whole `]` (one switch,
+# everything the app sends) 35.9 KiB at 12, 31.8 KiB at 16.
 TOLERANCE = 16
 COLOR_SYSTEMS = {
     "truecolor": ColorSystem.TRUECOLOR,
