@@ -71,6 +71,7 @@ TAG_POOL = [
     "window", "building", "city", "street", "grass", "flower", "water", "beach", "sunlight",
 ]  # fmt: skip
 MARKER = b"unsorted"
+TARGET_KIB = 32  # issue 13: bytes per `]` image switch at 120x40 truecolor
 
 
 # ---- the datasets -------------------------------------------------------------------------------
@@ -376,6 +377,7 @@ def main() -> None:
                         f"{(f'{cached / pixels:.2f}' if pixels else '-'):>8}",
                         flush=True,
                     )
+        print(f"\ntarget: `]` (cached) at 120x40 truecolor on photos <= {TARGET_KIB} KiB")
 
 
 if __name__ == "__main__":
