@@ -16,6 +16,7 @@ and in 256 or 16 colours, neighbours the terminal's palette draws alike.
 from __future__ import annotations
 
 import io
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -353,6 +354,9 @@ class PreviewPane(Widget):
         self._cache: OrderedDict[CacheKey, Frame] = OrderedDict()
         self._timer: Timer | None = None
         self.pixels = PreviewPixels()
+        # Keys a worker is building (workers run on their own threads: under the lock).
+        self._in_flight: set[CacheKey] = set()
+        self._lock = threading.Lock()
         self.builds = 0  # frames built (a cached one is never built again)
 
     def compose(self) -> ComposeResult:
@@ -427,8 +431,11 @@ class PreviewPane(Widget):
             if worker.is_cancelled:
                 return
             key = (image, box[0], box[1])
-            if key in self._cache:
-                continue
+            # A worker this one replaced may still be building it: its frame is on the way.
+            with self._lock:
+                if key in self._cache or key in self._in_flight:
+                    continue
+                self._in_flight.add(key)
             frame = build_preview(self.root / image, image, box, colours)
             self.post_message(PreviewBuilt(key, frame))
 
@@ -437,6 +444,8 @@ class PreviewPane(Widget):
         assert isinstance(frame, Frame)
         self.builds += 1
         self._cache[key] = frame
+        with self._lock:
+            self._in_flight.discard(key)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         if self._shown is not None and key == self._key(self._shown):
