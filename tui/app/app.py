@@ -292,7 +292,12 @@ class CuratorApp(App[int]):
 
     # ---- showing ----------------------------------------------------------------------------
 
+    _status_shown: Text | None = None
+
     def _set_status(self, text: Text) -> None:
+        if text == self._status_shown:  # unchanged: nothing to send to the terminal
+            return
+        self._status_shown = text
         self.query_one("#status", Static).update(text, layout=False)
 
     def _update_status(self) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.app import RenderResult
+from textual.geometry import Region
 from textual.widgets import Static
 
 from tui.core.captions import escape_tag
@@ -24,7 +26,7 @@ class CaptionView(Static):
     def show(self, ws: Workspace, image: str | None, notes: list[str] | None = None) -> None:
         if image is None:
             self.shown = ""
-            self.update(Text("no image", style="dim"))
+            self._draw(Text("no image", style="dim"))
             return
         renderer = ws.renderer_for(image)
         tags = ws.image_tags(image)
@@ -69,4 +71,22 @@ class CaptionView(Static):
         for note in notes or []:
             text.append("\n! ", style="bold")
             text.append(safe_text(note), style="italic")
-        self.update(text, layout=False)
+        self._draw(text)
+
+    _drawn: Text | None = None
+
+    def _draw(self, text: Text) -> None:
+        # The same caption again (a bucket key that leaves it as it was, `]` onto an image
+        # captioned alike) is not sent to the terminal again; a new one repaints the text
+        # area only, not the border around it (a third of the bytes at 120 columns).
+        if text == self._drawn:
+            return
+        self._drawn = text
+        width, height = self.content_size
+        if width and height:
+            self.refresh(Region(0, 0, width, height))
+        else:
+            self.refresh()
+
+    def render(self) -> RenderResult:
+        return self._drawn if self._drawn is not None else super().render()
