@@ -20,7 +20,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import suppress
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -245,6 +245,7 @@ def _plan(
     """The writes a save makes, each file checked on disk now; the rest reported."""
     images = ws.images
     outcomes: list[tuple[str, bytes | str]] = []
+    _tick(progress, "render", 0, len(images))
     for i, entry in enumerate(images):
         outcomes.append(save_outcome(ws, entry))
         _tick(progress, "render", i + 1, len(images))
@@ -252,11 +253,11 @@ def _plan(
     # disk), then the plan is settled in image order, as one file at a time would.
     candidates = [e.caption for e, (o, _) in zip(images, outcomes, strict=True) if o == "write"]
     probes: dict[str, _Probe] = {}
-    for n, (i, probe) in enumerate(
-        _in_parallel(lambda c: _probe(ws, c), candidates, workers), start=1
-    ):
-        probes[candidates[i]] = probe
-        _tick(progress, "check", n, len(candidates))
+    _tick(progress, "check", 0, len(candidates))
+    with closing(_in_parallel(lambda c: _probe(ws, c), candidates, workers)) as looked:
+        for n, (i, probe) in enumerate(looked, start=1):
+            probes[candidates[i]] = probe
+            _tick(progress, "check", n, len(candidates))
     plan: list[tuple[str, Path, bytes]] = []
     seen_captions: set[str] = set()
     targets: dict[Path, str] = {}
@@ -340,10 +341,12 @@ def _write(
     if store is not None:
         store.set_pending((c, content_hash(d)) for c, _, d in plan)
     outcome: list[str | None] = [None] * len(plan)  # None: not (known to be) attempted
+    _tick(progress, "write", 0, len(plan))
     try:
-        for n, (i, why) in enumerate(_in_parallel(_write_one, plan, workers), start=1):
-            outcome[i] = why
-            _tick(progress, "write", n, len(plan))
+        with closing(_in_parallel(_write_one, plan, workers)) as written:
+            for n, (i, why) in enumerate(written, start=1):
+                outcome[i] = why
+                _tick(progress, "write", n, len(plan))
     except BaseException:
         # Interrupted (Ctrl-C): what is known to be written is recorded; a file whose write
         # was running stays pending (its old or its new bytes: the next open tells).
@@ -410,9 +413,11 @@ def restore(
             return f"cannot read: {exc.strerror or exc}"
 
     captions = [c for c, _ in originals]
-    for n, (i, seen) in enumerate(_in_parallel(look, captions, workers), start=1):
-        current[captions[i]] = seen
-        _tick(progress, "check", n, len(captions))
+    _tick(progress, "check", 0, len(captions))
+    with closing(_in_parallel(look, captions, workers)) as looked:
+        for n, (i, seen) in enumerate(looked, start=1):
+            current[captions[i]] = seen
+            _tick(progress, "check", n, len(captions))
     # Decided in name order as before; `why` by caption keeps the report in that order.
     why_not: dict[str, str] = {}
     plan: list[tuple[str, Path, bytes | None]] = []
@@ -456,10 +461,12 @@ def restore(
         return ""
 
     outcome: list[str | None] = [None] * len(plan)
+    _tick(progress, "restore", 0, len(plan))
     try:
-        for n, (i, why) in enumerate(_in_parallel(put_back, plan, workers), start=1):
-            outcome[i] = why
-            _tick(progress, "restore", n, len(plan))
+        with closing(_in_parallel(put_back, plan, workers)) as put:
+            for n, (i, why) in enumerate(put, start=1):
+                outcome[i] = why
+                _tick(progress, "restore", n, len(plan))
     finally:
         # Recorded even when interrupted: a file put back and not recorded would read as
         # changed by another tool at the next open.
