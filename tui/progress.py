@@ -30,12 +30,11 @@ PHASES: dict[str, tuple[str, str]] = {
     "scan": ("scanning the dataset", "files"),
     "read": ("reading captions", "captions"),
     "render": ("rendering captions", "captions"),
-    "check": ("checking caption files", "files"),
+    "check": ("checking captions", "files"),
     "write": ("writing captions", "files"),
     "restore": ("restoring captions", "files"),
     "measure": ("measuring images", "images"),
     "tag": ("tagging", "images"),
-    "export": ("checking captions", "images"),
 }
 PLAIN_EVERY = 10.0  # seconds between two plain lines
 QUIET_FOR = 1.0  # work shorter than this prints no plain line

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import queue
+import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,21 +49,32 @@ WRITE_WORKERS = 16
 FILES_PER_WORKER = 16
 # How often the progress callback hears of the writes (and always at the last one).
 PROGRESS_EVERY = 100
+# Captions rendered (then their files looked at) by one thread in one go.
+CHECK_CHUNK = 64
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
 def _in_parallel(
-    fn: Callable[[_T], _R], items: list[_T], workers: int = WRITE_WORKERS
+    fn: Callable[[_T], _R],
+    items: Iterable[_T],
+    workers: int = WRITE_WORKERS,
+    files: int | None = None,
 ) -> Iterator[tuple[int, _R]]:
     """`fn` on every item, by up to `workers` threads: (index, result) in the order they end
-    (a few items: in order, by the calling thread).
+    (a few files: in order, by the calling thread). `files` is how many files the items
+    stand for (default: one each), which sets how many threads are worth it.
 
-    `fn` must catch what it expects (the `OSError` of one file is that file's result). Any
-    other exception in a call stops new calls and is raised here once the running ones have
-    ended; so is the caller's own (Ctrl-C): calls that are running end, none starts."""
-    count = min(workers, len(items) // FILES_PER_WORKER)
+    Items are taken one at a time under a lock: an item generator runs on one thread at a
+    time. `fn` must catch what it expects (the `OSError` of one file is that file's result).
+    Any other exception, in `fn` or the generator, stops new calls and is raised here once
+    the running ones have ended; so is the caller's own (Ctrl-C): calls that are running
+    end, none starts."""
+    if files is None:
+        items = list(items)
+        files = len(items)
+    count = min(workers, files // FILES_PER_WORKER)
     if count <= 1:  # not worth a thread (and the order stays the plan's)
         for i, item in enumerate(items):
             yield i, fn(item)
@@ -166,10 +178,29 @@ def save_outcome(ws: Workspace, entry: ImageEntry) -> tuple[str, bytes | str]:
     return "write", data
 
 
+def _real_path(root: str, caption: str) -> str:
+    """`os.path.realpath` of `root/caption` for a resolved `root`: where no part of the
+    caption's path is a link (nearly always), one `lstat` per part of it, not per part of
+    the whole path; `realpath` itself settles links and missing parts."""
+    path = root
+    for part in caption.split("/"):
+        if part in ("", ".", ".."):  # not a path the scan gives: realpath normalises it
+            break
+        path = f"{path}/{part}"
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                break
+        except OSError:
+            break
+    else:
+        return path
+    return os.path.realpath(f"{root}/{caption}")
+
+
 def _current(ws: Workspace, caption: str) -> tuple[Path, bytes | None]:
     """Where a caption is written and its bytes there now (None: absent), checked right
     before writing; `CaptionRefused` or `OSError` when it must not be written."""
-    real = os.path.realpath(f"{ws.root}/{caption}")
+    real = _real_path(str(ws.root), caption)
     why = ws.write_refusal(caption, real)
     if why is not None:
         raise CaptionRefused(why)
@@ -223,8 +254,8 @@ def apply(
     source first) or `overwrite_changed` (ours wins). Each file is checked again right
     before it is written: one changed (created, deleted) since it was read joins
     `changed_on_disk` exactly as at open. The files are written by up to `workers` threads;
-    `progress(phase, done, total)` hears of it ("render", "check", then "write"), on the
-    calling thread."""
+    `progress(phase, done, total)` hears of it ("check": rendering and looking at the
+    files, then "write"), on the calling thread."""
     for _ in range(2):  # a second round settles what the check before writing found
         for caption in sorted(ws.changed_on_disk):
             if adopt_changed:
@@ -244,20 +275,38 @@ def _plan(
 ) -> list[tuple[str, Path, bytes]]:
     """The writes a save makes, each file checked on disk now; the rest reported."""
     images = ws.images
-    outcomes: list[tuple[str, bytes | str]] = []
-    _tick(progress, "render", 0, len(images))
-    for i, entry in enumerate(images):
-        outcomes.append(save_outcome(ws, entry))
-        _tick(progress, "render", i + 1, len(images))
-    # Every file about to be written is looked at on disk (threads: it is waiting for the
-    # disk), then the plan is settled in image order, as one file at a time would.
-    candidates = [e.caption for e, (o, _) in zip(images, outcomes, strict=True) if o == "write"]
+    total = len(images)
+    outcomes: list[tuple[str, bytes | str]] = [("", "")] * total
     probes: dict[str, _Probe] = {}
-    _tick(progress, "check", 0, len(candidates))
-    with closing(_in_parallel(lambda c: _probe(ws, c), candidates, workers)) as looked:
-        for n, (i, probe) in enumerate(looked, start=1):
-            probes[candidates[i]] = probe
-            _tick(progress, "check", n, len(candidates))
+
+    def rendered() -> Iterator[range]:
+        # Taken under the pool's lock: one thread renders at a time (the workspace's caches
+        # are not for several), while the others look at the files of the chunks before.
+        for start in range(0, total, CHECK_CHUNK):
+            chunk = range(start, min(start + CHECK_CHUNK, total))
+            for i in chunk:
+                outcomes[i] = save_outcome(ws, images[i])
+            yield chunk
+
+    def look(chunk: range) -> tuple[int, list[tuple[str, _Probe]]]:
+        # Every file about to be written is looked at on disk (it is waiting for the disk).
+        found = [
+            (images[i].caption, _probe(ws, images[i].caption))
+            for i in chunk
+            if outcomes[i][0] == "write"
+        ]
+        return len(chunk), found
+
+    done = 0
+    if progress is not None:
+        progress("check", 0, total)
+    with closing(_in_parallel(look, rendered(), workers, files=total)) as looked:
+        for _, (count, found) in looked:
+            probes.update(found)
+            done += count
+            if progress is not None:
+                progress("check", done, total)
+    # The plan is settled in image order, as one file at a time would.
     plan: list[tuple[str, Path, bytes]] = []
     seen_captions: set[str] = set()
     targets: dict[Path, str] = {}
