@@ -41,6 +41,7 @@ from tui.core.suggest import suggest_buckets
 from tui.core.text import quote_path, safe_json, safe_text
 from tui.core.workspace import Workspace
 from tui.core.writer import write_file_atomic
+from tui.progress import Reporter
 
 PROG = "lora-curator"
 SUBCOMMANDS = (
@@ -289,9 +290,14 @@ def _err(message: str) -> None:
     print(f"{PROG}: {safe_text(message)}", file=sys.stderr)
 
 
+def _file_line(path: str, message: str) -> str:
+    """One line about one file, safe to show: a newline in a name never splits it."""
+    return f"{PROG}: {safe_text(f'{quote_path(path)}: {message}')}"
+
+
 def _err_file(path: str, message: str) -> None:
-    """One line of stderr about one file: a newline in a name never splits it."""
-    _err(f"{quote_path(path)}: {message}")
+    """One line of stderr about one file."""
+    print(_file_line(path, message), file=sys.stderr)
 
 
 def _write_json(rows: object) -> None:
@@ -362,6 +368,12 @@ def _no_strategy(dataset: object) -> UsageError:
     )
 
 
+def _open(dataset: str, **kwargs: object) -> Workspace:
+    """`Workspace.open` showing its progress on stderr (the display ends once it is open)."""
+    with Reporter() as progress:
+        return Workspace.open(dataset, progress=progress, **kwargs)  # type: ignore[arg-type]
+
+
 def _need_a_strategy(dataset: str, profile: Strategy | None) -> None:
     """Refuse before opening (which would create a state) a dataset that has no strategy
     when none is given."""
@@ -372,7 +384,7 @@ def _need_a_strategy(dataset: str, profile: Strategy | None) -> None:
 def cmd_apply(args: argparse.Namespace) -> int:
     profile, ref = _load_profile_arg(args.profile)
     _need_a_strategy(args.dataset, profile)
-    with Workspace.open(args.dataset, strategy=profile, read_only=args.dry_run) as ws:
+    with _open(args.dataset, strategy=profile, read_only=args.dry_run) as ws:
         if not ws.has_strategy:
             raise _no_strategy(ws.root)
         strategy = _with_overrides(ws.strategy, args.pattern, args.trigger)
@@ -384,9 +396,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
             for entry, caption in sorted(ws.render_all(), key=lambda ec: ec[0].image):
                 out.write(f"{quote_path(entry.image)}\t{safe_text(caption.rstrip(chr(10)))}\n")
             return EXIT_OK
-        report = write_captions(
-            ws, strategy, ref, overwrite_changed=args.overwrite, adopt_changed=args.adopt
-        )
+        with Reporter() as progress:
+            report = write_captions(
+                ws,
+                strategy,
+                ref,
+                overwrite_changed=args.overwrite,
+                adopt_changed=args.adopt,
+                progress=progress,
+            )
         for path, why in report.skipped + report.failed:
             _err_file(path, why)
         print(report.summary(), file=sys.stderr)
@@ -395,7 +413,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_tags(args: argparse.Namespace) -> int:
     profile, _ = _load_profile_arg(args.profile)
-    with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+    with _open(args.dataset, strategy=profile, read_only=True) as ws:
         _report_problems(ws)  # e.g. a caption that is a FIFO: its tags are not counted
         counts = ws.tag_counts()
         total = len(ws.images)
@@ -413,8 +431,11 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    with Workspace.open(args.dataset) as ws:
-        report = ws.restore()
+    from tui.core.writeback import restore
+
+    with _open(args.dataset) as ws:
+        with Reporter() as progress:
+            report = restore(ws, progress=progress)
         for path, why in report.failed:
             _err_file(path, why)
         print(
@@ -452,7 +473,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_suggest(args: argparse.Namespace) -> int:
     profile, _ = _load_profile_arg(args.profile)
-    with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+    with _open(args.dataset, strategy=profile, read_only=True) as ws:
         counts = ws.tag_counts()
         implied = implied_counts(
             (ws.image_tags(e.image) for e in ws.images), ws.strategy.alias_index
@@ -485,27 +506,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     profile, _ = _load_profile_arg(args.profile)
     try:
-        ws = Workspace.open(args.dataset, strategy=profile)
+        ws = _open(args.dataset, strategy=profile)
     except (CorruptStateError, NewerStateError):
         raise  # a state that cannot be trusted is not read either
     except StateError as exc:
         # Locked by the app (or no writable state): measure without caching.
         _err(f"note: {exc}; measuring without the cache")
-        ws = Workspace.open(args.dataset, strategy=profile, read_only=True)
+        ws = _open(args.dataset, strategy=profile, read_only=True)
     with ws:
-        progress = None
-        if sys.stderr.isatty():
-
-            def progress(done: int, total: int) -> None:
-                end = "\n" if done == total else ""
-                print(f"\rmeasuring images… {done}/{total}", end=end, file=sys.stderr)
-
         from tui.core.tokens import HOW_TO_ENABLE, load_counter
 
         tokens = load_counter()
         if tokens is None:
             _err(f"note: {HOW_TO_ENABLE}")
-        findings = run_checks(ws, measure_images(ws, progress), tokens)
+        with Reporter() as progress:
+            measures = measure_images(ws, progress.step("measure"))
+        findings = run_checks(ws, measures, tokens)
         if args.json:
             rows = [
                 {
@@ -544,7 +560,7 @@ def cmd_guide(args: argparse.Namespace) -> int:
             raise UsageError("give a profile (--profile P), a DATASET, or both")
         sys.stdout.write(safe_text(render_guide(profile), keep_lines=True))
         return EXIT_OK
-    with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+    with _open(args.dataset, strategy=profile, read_only=True) as ws:
         if not ws.has_strategy:
             raise _no_strategy(ws.root)
         sys.stdout.write(safe_text(guide_text(ws), keep_lines=True))
@@ -604,7 +620,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     profile, _ = _load_profile_arg(args.profile)
     _need_a_strategy(args.dataset, profile)
-    with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+    with _open(args.dataset, strategy=profile, read_only=True) as ws:
         if not ws.has_strategy:
             raise _no_strategy(ws.root)
         strategy = ws.strategy
@@ -623,7 +639,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         except ExportError as exc:
             raise UsageError(safe_text(str(exc))) from None
         target = _export_target(ws, args.output, args.force) if args.output else None
-        stale = sum(ws.will_change(i) for i in images)
+        with Reporter() as progress:
+            stale = 0
+            for n, image in enumerate(images, start=1):
+                stale += ws.will_change(image)
+                if n % 1000 == 0 or n == len(images):
+                    progress("render", n, len(images))
         if stale:
             _err(
                 f"note: {stale} caption file(s) differ from what the strategy renders; the "
@@ -664,7 +685,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     except QueryError as exc:
         raise UsageError(f"query at {exc}") from None
     profile, _ = _load_profile_arg(args.profile)
-    with Workspace.open(args.dataset, strategy=profile, read_only=True) as ws:
+    with _open(args.dataset, strategy=profile, read_only=True) as ws:
         index = workspace_index(ws)
         try:
             found = index.match(args.query)
@@ -695,7 +716,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
             parse_query(args.where)  # before the dataset is read, as `find` does
         except QueryError as exc:
             raise UsageError(f"query at {exc}") from None
-    with Workspace.open(args.dataset) as ws:
+    with _open(args.dataset) as ws:
         add, remove = _batch_tags(args.add, ws), _batch_tags(args.remove, ws)
         if not add and not remove:
             raise UsageError("edit: --add and --remove hold no tag")
@@ -730,7 +751,7 @@ def cmd_alias(args: argparse.Namespace) -> int:
             raise UsageError("alias: FROM and TO must be tags, not empty")
     else:
         raise UsageError("alias: give FROM TO (rename FROM) or --remove FROM")
-    with Workspace.open(args.dataset) as ws:
+    with _open(args.dataset) as ws:
         try:
             ws.set_alias(source, target)
         except ValueError as exc:
@@ -783,67 +804,6 @@ def _positionals_last(argv: list[str], valued: tuple[str, ...]) -> list[str]:
     return [argv[0], *options, "--", *positionals]
 
 
-class _TagProgress:
-    """Progress of `tag` on stderr: Rich's bar on a terminal (done/total, images/s, ETA),
-    else a plain line now and then (logs of a long run on a server stay short)."""
-
-    PLAIN_EVERY_S = 10.0
-
-    def __init__(self, total: int) -> None:
-        import time
-
-        self._clock = time.monotonic
-        self._start = self._last = self._clock()
-        self.total = total
-        self._bar = None
-        if sys.stderr.isatty() and total:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("tagging"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TaskProgressColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=False,
-            )
-            self._task = self._bar.add_task("tag", total=total, rate="")
-            self._bar.start()
-
-    def _rate(self, done: int) -> float:
-        elapsed = self._clock() - self._start
-        return done / elapsed if elapsed > 0 else 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        rate = self._rate(done)
-        if self._bar is not None:
-            self._bar.update(self._task, completed=done, rate=f"{rate:.1f} images/s")
-            return
-        now = self._clock()
-        if now - self._last >= self.PLAIN_EVERY_S or done == total:
-            self._last = now
-            left = (total - done) / rate if rate > 0 else 0.0
-            print(
-                f"tagged {done}/{total} ({rate:.1f} images/s, {left:.0f} s left)",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
 def cmd_tag(args: argparse.Namespace) -> int:
     # numpy and onnxruntime are imported inside the tagger, only once this command runs.
     from tui.core.scores import MODEL_SPEC_KEY, ScoreStore, ScoreStoreError
@@ -867,13 +827,13 @@ def cmd_tag(args: argparse.Namespace) -> int:
             )
             for path, why in problems:
                 _err_file(path, why)
-            progress = _TagProgress(len(job.todo))
-            try:
+            with Reporter() as progress:
+                progress("tag", 0, len(job.todo))  # the rate counts from here
                 tagged, failures = job.run(
-                    store, progress, lambda path, why: _err_file(path, f"{why}: skipped")
+                    store,
+                    progress.step("tag"),
+                    lambda path, why: progress.echo(_file_line(path, f"{why}: skipped")),
                 )
-            finally:
-                progress.close()
     except TaggerError as exc:
         _err(f"error: {exc}")
         return EXIT_USAGE

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.tagger_models import build_test_model, fake_hf_cache
+from tui import progress
 from tui.cli import main
 from tui.core.dataset import STATE_DIR
 from tui.core.scores import ScoreStore, scores_path
@@ -105,10 +106,19 @@ def test_a_failing_image_with_a_control_character_in_its_name_is_one_line(tmp_pa
     assert lines[-1] == "0 tagged, 0 already tagged, 1 failed"
 
 
-def test_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_path, model, run_cli):
+def test_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_path, model, cli_main, monkeypatch):
+    # A run this short prints no progress line; as if it were a long one, every step does.
+    monkeypatch.setattr(progress, "QUIET_FOR", 0.0)
+    monkeypatch.setattr(progress, "PLAIN_EVERY", 0.0)
     root = make_pictures(tmp_path / "ds")
-    result = run_cli("tag", root, "--model", model)
-    assert "tagged 5/5 (" in result.stderr and "images/s" in result.stderr
+    code, out, err = cli_main("tag", root, "--model", model)
+    assert code == 1 and out == ""  # one image is corrupt
+    lines = err.splitlines()
+    assert any(
+        line.startswith("lora-curator: tagging 5/5 (") and line.endswith(" images/s, done)")
+        for line in lines
+    ), err
+    assert lines[-1] == "4 tagged, 0 already tagged, 1 failed"
 
 
 def test_progress_bar_on_a_terminal(tmp_path, model, isolated_config):

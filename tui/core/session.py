@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tui.core import writeback
 from tui.core.guide import render_guide
 from tui.core.profile import ProfileError, library_path, save_profile
 from tui.core.store import StateError
@@ -42,13 +43,17 @@ def write_captions(
     ref: str = "",
     overwrite_changed: bool = False,
     adopt_changed: bool = False,
+    progress: writeback.Progress | None = None,
 ) -> ApplyReport:
     """Record `strategy` (from the profile `ref`) as the working strategy, write every
-    caption it changes, and mark the log saved when no file failed.
+    caption it changes, and mark the log saved when no file failed. `progress(phase, done,
+    total)` hears how the writing goes (see `writeback.apply`).
 
     `StateError` when the state cannot record it (nothing written then)."""
     ws.use_strategy(strategy, ref)
-    report = ws.apply(overwrite_changed=overwrite_changed, adopt_changed=adopt_changed)
+    report = writeback.apply(
+        ws, overwrite_changed=overwrite_changed, adopt_changed=adopt_changed, progress=progress
+    )
     if not report.failed:
         ws.mark_saved()
     return report
