@@ -649,7 +649,7 @@ def parse_size(text: str) -> tuple[int, int]:
 async def run(args: argparse.Namespace, root: Path) -> None:
     size = parse_size(args.size)
     rows: list[Row] = []
-    if not args.profile:
+    if not args.profile and not args.keys_only:
         first: list[PaintRun] = []
         reopen: list[PaintRun] = []
         for _ in range(args.runs):
@@ -708,6 +708,7 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="cProfile the timed presses of one key kind (key -> frame only; no first paint)",
     )
+    parser.add_argument("--keys-only", action="store_true", help="skip the first-paint runs")
     parser.add_argument("--top", type=int, default=30, help="functions shown by --profile")
     args = parser.parse_args(argv)
     args.images = 1_000_000 if args.huge else (args.images or args.count)

@@ -292,7 +292,14 @@ class CuratorApp(App[int]):
 
     # ---- showing ----------------------------------------------------------------------------
 
+    _status_shown: tuple[str, tuple[object, ...]] | None = None
+
     def _set_status(self, text: Text) -> None:
+        # Most image switches leave the status as it was: then nothing is redrawn.
+        shown = (text.plain, tuple(text.spans))
+        if shown == self._status_shown:
+            return
+        self._status_shown = shown
         self.query_one("#status", Static).update(text, layout=False)
 
     def _update_status(self) -> None:

@@ -24,7 +24,7 @@ class CaptionView(Static):
     def show(self, ws: Workspace, image: str | None, notes: list[str] | None = None) -> None:
         if image is None:
             self.shown = ""
-            self.update(Text("no image", style="dim"))
+            self._update_if_new(Text("no image", style="dim"))
             return
         renderer = ws.renderer_for(image)
         tags = ws.image_tags(image)
@@ -69,4 +69,13 @@ class CaptionView(Static):
         for note in notes or []:
             text.append("\n! ", style="bold")
             text.append(safe_text(note), style="italic")
-        self.update(text, layout=False)
+        self._update_if_new(text)
+
+    _drawn: tuple[str, tuple[object, ...]] | None = None
+
+    def _update_if_new(self, text: Text) -> None:
+        """Redraw only when the text (or a style in it) differs from what is shown."""
+        drawn = (text.plain, tuple(text.spans))
+        if drawn != self._drawn:
+            self._drawn = drawn
+            self.update(text, layout=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from rich.text import Text
 
@@ -83,15 +83,21 @@ class FileList(VirtualList[str]):
             self._found_set = frozenset(self._found)
         return row in self._found_set
 
+    def row_key(self, row: str) -> Hashable:
+        ws = self.workspace
+        if ws is None:
+            return (row,)
+        flagged = row in self.warnings or ws.is_changed_on_disk(row)
+        return (row, ws.will_change(row), flagged, ws.unsorted_count(row))
+
     def row_text(self, row: str, width: int) -> Text:
         ws = self.workspace
         if ws is None:
             return Text(safe_text(row))
+        _, changes, flagged, unsorted = self.row_key(row)  # type: ignore[misc]
         text = Text()
-        text.append("●" if ws.will_change(row) else " ", style=self.theme_style("accent", "bold"))
-        flagged = row in self.warnings or ws.is_changed_on_disk(row)
+        text.append("●" if changes else " ", style=self.theme_style("accent", "bold"))
         text.append("!" if flagged else " ", style=self.theme_style("error", "bold"))
-        unsorted = ws.unsorted_count(row)
         count = f"{unsorted:>3}" if unsorted else "   "
         name_width = max(1, width - 2 - len(count) - 1)
         shown = safe_text(row)  # a file name's control characters are escaped, not obeyed
