@@ -298,6 +298,12 @@ async def untimed_key(pilot: Pilot[int], probe: Probe, key: str, done: Callable[
     await timed_key(pilot, probe, key, done, 0.0, profiling=False)
 
 
+async def to_top(pilot: Pilot[int], probe: Probe, app: CuratorApp) -> None:
+    """`g`, untimed, unless the first image is shown already (then no frame would come)."""
+    if app.files.cursor != 0 or app.image != app.files.rows[0]:
+        await untimed_key(pilot, probe, "g", shows_image(app, app.files.rows[0]))
+
+
 async def preview_ready(app: CuratorApp) -> None:
     await wait_for(
         lambda: app.preview.drawn(app.image),
@@ -412,7 +418,7 @@ async def keystrokes(
         # The file list: `j` from the top, then `g` / `G` alternately (previews not cached).
         probe.profiler = profiler if profile == "files" else None
         while len(runs.down) < samples:
-            await untimed_key(pilot, probe, "g", shows_image(app, rows[0]))
+            await to_top(pilot, probe, app)
             for i in range(1, min(len(rows), 41)):
                 if len(runs.down) >= samples:
                     break
@@ -439,7 +445,7 @@ async def keystrokes(
             await untimed_key(pilot, probe, "escape", lambda: app.focused is files)
             await wait_for(lambda: files.rows == rows, KEY_TIMEOUT, "the cleared filter")
         probe.profiler = None
-        await untimed_key(pilot, probe, "g", shows_image(app, rows[0]))
+        await to_top(pilot, probe, app)
         await preview_ready(app)
 
         # Warm the preview cache: walk WARM_IMAGES images, each preview built.
@@ -451,7 +457,7 @@ async def keystrokes(
         # `]` over the cached images.
         probe.profiler = profiler if profile == "next" else None
         while len(runs.next_cached) < samples:
-            await untimed_key(pilot, probe, "g", shows_image(app, rows[0]))
+            await to_top(pilot, probe, app)
             await asyncio.sleep(gap)
             for i in range(1, WARM_IMAGES):
                 if len(runs.next_cached) >= samples:
@@ -461,7 +467,7 @@ async def keystrokes(
                 runs.next_cached.append(sample)
 
         # `v`: image view <-> dataset view.
-        await untimed_key(pilot, probe, "g", shows_image(app, rows[0]))
+        await to_top(pilot, probe, app)
         probe.profiler = profiler if profile == "view" else None
         while len(runs.view) < samples:
             want = not app.tags.dataset_view
@@ -474,7 +480,7 @@ async def keystrokes(
 
         # Bucket keys on the image's tags, then on to the next (cached) image.
         probe.profiler = profiler if profile == "bucket" else None
-        await untimed_key(pilot, probe, "g", shows_image(app, rows[0]))
+        await to_top(pilot, probe, app)
         await untimed_key(pilot, probe, "tab", lambda: app.focused is app.tags)
         ws = app.ws
         assert ws is not None

@@ -27,14 +27,21 @@ class FileList(VirtualList[str]):
         # Set by the app: built once per open or change of the images' tags.
         self.index: TagIndex | None = None
         self.query_error = ""  # why the filter typed last is not a query ("" = it is)
+        # True while the app builds the index: a query typed meanwhile waits for it.
+        self.index_pending = False
         self._found: list[str] = []  # what the last good query found, in index order
         self._found_set: frozenset[str] | None = None  # the same as a set, made when needed
         self._good_filter = ""  # the last filter that was a query: its images are shown
         self._same_order: tuple[int, int, bool] = (0, 0, False)  # (id rows, id index, same)
+        self._keys: dict[str, tuple[str, bool, bool, int]] = {}  # row -> its row_key
 
     def set_filter(self, text: str) -> None:
         """Filter by a query; a malformed one keeps the last good result (`query_error`)."""
         index = self.index
+        if index is None and self.index_pending and text.strip():
+            self.filter_text = text  # applied by the app once the index is in
+            self.query_error = ""
+            return
         if index is None or not text.strip():
             self.query_error = ""
             self._good_filter = text
@@ -84,11 +91,24 @@ class FileList(VirtualList[str]):
         return row in self._found_set
 
     def row_key(self, row: str) -> Hashable:
+        # Kept until the next refresh_rows (the app calls it after every edit): a row's facts
+        # cost a caption render, paid once per row shown, not once per frame or cursor move.
+        key = self._keys.get(row)
+        if key is not None:
+            return key
         ws = self.workspace
         if ws is None:
             return (row,)
         flagged = row in self.warnings or ws.is_changed_on_disk(row)
-        return (row, ws.will_change(row), flagged, ws.unsorted_count(row))
+        key = (row, ws.will_change(row), flagged, ws.unsorted_count(row))
+        if len(self._keys) > 4096:
+            self._keys.clear()
+        self._keys[row] = key
+        return key
+
+    def refresh_rows(self) -> None:
+        self._keys.clear()  # what the rows show may have changed
+        super().refresh_rows()
 
     def row_text(self, row: str, width: int) -> Text:
         ws = self.workspace

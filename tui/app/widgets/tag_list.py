@@ -34,6 +34,8 @@ class TagList(VirtualList[str]):
         # just under the general threshold shown dim after the image's tags (space adds one).
         self.scores: Mapping[str, float] = {}
         self.candidates: Collection[str] = frozenset()
+        # False while the app still counts the dataset's tags: the counts are left blank.
+        self.counts_ready = True
 
     def show_image_tags(
         self,
@@ -60,7 +62,7 @@ class TagList(VirtualList[str]):
             return (row,)
         strategy = ws.strategy
         bucket = strategy.effective_bucket(row, None if self.dataset_view else self.concept)
-        n = ws.tag_counts().get(row, 0)
+        n = ws.tag_counts().get(row, 0) if self.counts_ready else None
         total = len(ws.images) or 1
         removed = not self.dataset_view and row in self.removed
         candidate = not self.dataset_view and row in self.candidates
@@ -89,7 +91,7 @@ class TagList(VirtualList[str]):
         else:
             text.append(letter, style=self.bucket_style(bucket, "bold reverse"))
         text.append(" ")
-        stats = f"{n:>6} {100 * n / total:5.1f}%"
+        stats = f"{n:>6} {100 * n / total:5.1f}%" if n is not None else f"{'…':>6} {'':6}"
         # Cut, not rounded, to two decimals: a tag shown 0.xy is kept at a threshold of 0.xy
         # and not above (the threshold keys move by hundredths).
         shown_score = "" if score is None else f" {math.floor(score * 100) / 100:.2f}"

@@ -9,7 +9,7 @@ so a row that scrolls back, or comes back on the next image, is not rendered aga
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import Generic, TypeVar
 
 from rich.segment import Segment
@@ -65,6 +65,10 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
         self._base_style = Style()
         self._cursor_style = Style()
         self.lines_rendered = 0  # row texts rendered (cache misses), for tests and benches
+        # Called as the cursor lands on a row, before the frame is drawn: what the row shows
+        # elsewhere (e.g. its image) comes in the same frame as the cursor, not one later
+        # (the Highlighted message still follows).
+        self.on_move: Callable[[Row | None], None] | None = None
 
     # ---- content ----------------------------------------------------------------------------
 
@@ -176,6 +180,8 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
             self.refresh_lines(old)
             self.refresh_lines(new)
         self.scroll_to_region(Region(0, new, 1, 1), animate=False, immediate=True)
+        if self.on_move is not None:
+            self.on_move(self.current)
         self.post_message(self.Highlighted(self, self.current))
 
     def move_to(self, row: Row) -> bool:
