@@ -8,6 +8,7 @@ message of tui/app/messages.py (the rule is in tui/ARCHITECTURE.md); `busy` says
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
@@ -31,6 +32,7 @@ from tui.app.messages import (
     LoadFinished,
     OpenFailed,
     OpenProgress,
+    QueryDone,
     Saved,
     TaggingDone,
     TaggingProgress,
@@ -52,7 +54,7 @@ from tui.core.profile import (
     list_library,
     load_profile,
 )
-from tui.core.query import workspace_index
+from tui.core.query import QueryError, TagIndex, workspace_index
 from tui.core.scores import character_tags
 from tui.core.session import guide_text, save_all
 from tui.core.store import StateError
@@ -163,6 +165,8 @@ class CuratorApp(App[int]):
         self._garbage = False  # a key came since the last idle collection
         # The file list's query index needs building again (the images' tags changed).
         self._index_stale = True
+        # Held while a worker evaluates a query, and while the UI thread updates the index.
+        self._query_lock = threading.Lock()
 
     def notify(
         self,
@@ -228,6 +232,7 @@ class CuratorApp(App[int]):
         for warning in self.start_warnings:
             self.notify(warning, severity="warning", timeout=8)
         self.files.on_move = self._file_moved
+        self.files.query_runner = self._run_query
         self.files.border_title = "Files"
         self.tags.border_title = "Tags · image"
         self.preview.border_title = "Preview"
@@ -538,8 +543,9 @@ class CuratorApp(App[int]):
         index = self.files.index
         if changed_tags is not None and index is not None and not self._index_stale:
             # Only buckets moved: the tags of the images are the same.
-            index.set_buckets(ws.strategy.bucket_of, changed_tags)
-            index.set_changed(ws.will_change)
+            with self._query_lock:  # not while a query worker reads it
+                index.set_buckets(ws.strategy.bucket_of, changed_tags)
+                index.set_changed(ws.will_change)
         else:
             self._index_stale = True
             if self.files.filter_text.strip():
@@ -1177,6 +1183,27 @@ class CuratorApp(App[int]):
         box.value = target.filter_text
         box.add_class("visible")
         box.focus()
+
+    def _run_query(self, text: str, index: TagIndex) -> None:
+        self._query_worker(text, index)
+
+    @work(thread=True, group="query")
+    def _query_worker(self, text: str, index: TagIndex) -> None:
+        """Evaluate the file list's query off the UI thread. One at a time; the newest
+        query typed wins: one already overtaken by typing is not evaluated at all."""
+        with self._query_lock:
+            if text != self.files.filter_text:
+                return
+            try:
+                found, error = index.evaluate(text), None
+            except QueryError as exc:
+                found, error = None, exc
+        self.post_message(QueryDone(text, index, found, error))
+
+    def on_query_done(self, message: QueryDone) -> None:
+        shown = self.files.apply_query(message.text, message.index, message.found, message.error)
+        if shown and self.filter_target is self.files:
+            self._show_query_state()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter" and self.filter_target is not None:

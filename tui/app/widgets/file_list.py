@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 from rich.text import Text
 
@@ -12,6 +12,9 @@ from tui.core.query import QueryError, TagIndex
 from tui.core.strategy import UNSORTED
 from tui.core.text import safe_text
 from tui.core.workspace import Workspace
+
+# From this many images a query runs in a worker (below, evaluating it costs a few ms).
+THREAD_FROM = 50_000
 
 
 class FileList(VirtualList[str]):
@@ -34,9 +37,18 @@ class FileList(VirtualList[str]):
         self._good_filter = ""  # the last filter that was a query: its images are shown
         self._same_order: tuple[int, int, bool] = (0, 0, False)  # (id rows, id index, same)
         self._keys: dict[str, tuple[str, bool, bool, int]] = {}  # row -> its row_key
+        self._found_map: int | None = None  # the same as a bytemap (TagIndex.evaluate)
+        # The filter whose outcome (rows or error) is shown: behind `filter_text` while a
+        # worker evaluates it.
+        self.shown_filter = ""
+        # Set by the app: evaluates (text, index) off the UI thread, then calls apply_query.
+        self.query_runner: Callable[[str, TagIndex], None] | None = None
+        self.thread_from = THREAD_FROM
 
     def set_filter(self, text: str) -> None:
-        """Filter by a query; a malformed one keeps the last good result (`query_error`)."""
+        """Filter by a query; a malformed one keeps the last good result (`query_error`).
+        Over `thread_from` images or more the query is evaluated by `query_runner` (a worker
+        of the app) and its result comes back through `apply_query`: typing never waits."""
         index = self.index
         if index is None and self.index_pending and text.strip():
             self.filter_text = text  # applied by the app once the index is in
@@ -45,18 +57,56 @@ class FileList(VirtualList[str]):
         if index is None or not text.strip():
             self.query_error = ""
             self._good_filter = text
+            self._found_map = None
+            self.shown_filter = text
             super().set_filter(text)
             return
-        try:
-            found = index.match(text)
-        except QueryError as exc:
-            self.query_error = str(exc)
-            self.filter_text = text  # the box keeps what was typed; the rows stay
+        self.filter_text = text  # the box shows it; the rows follow the query's outcome
+        if self.query_runner is not None and index.n >= self.thread_from:
+            self.query_runner(text, index)
             return
+        try:
+            found = index.evaluate(text)
+        except QueryError as exc:
+            self.apply_query(text, index, None, exc)
+            return
+        self.apply_query(text, index, found, None)
+
+    def apply_query(
+        self, text: str, index: TagIndex, found: int | None, error: QueryError | None
+    ) -> bool:
+        """Show a query's outcome (a bytemap of `index.evaluate`, or its error) unless the
+        user typed on or the index changed meanwhile: then it is dropped (False)."""
+        if text != self.filter_text or index is not self.index:
+            return False
+        self.shown_filter = text
+        if error is not None or found is None:
+            self.query_error = str(error)
+            return True  # the rows stay: the last good result
         self.query_error = ""
-        self._found, self._found_set = found, None
+        self._found = index.images_of(found)
+        self._found_set = None
+        self._found_map = found
         self._good_filter = text
         super().set_filter(text)
+        return True
+
+    def index_of(self, row: str) -> int:
+        # The usual lists, every image or a query's result in index order: the row's place
+        # from the index and the result's bytemap, no scan of the rows.
+        index = self.index
+        if index is not None and self.scope is None and self._in_index_order(self._all):
+            p = index.position.get(row)
+            if p is None:
+                raise ValueError(row)
+            found = self._found_map
+            if not self._good_filter.strip() or found is None:
+                return p
+            if not (found >> (8 * p)) & 1:
+                raise ValueError(row)
+            # Bytes are 0 or 1: the set bits below p count the matches before it.
+            return (found & ((1 << (8 * p)) - 1)).bit_count()
+        return super().index_of(row)
 
     def _in_index_order(self, rows: Sequence[str]) -> bool:
         """True when `rows` are every image in the index's order (checked once per list)."""
@@ -69,6 +119,8 @@ class FileList(VirtualList[str]):
         return same
 
     def filtered(self, rows: Sequence[str], needle: str) -> list[str]:
+        if self.index is None and self.index_pending:
+            return list(rows)  # a query waits for the index; no other kind of filter
         if self.index is None:
             return super().filtered(rows, needle)
         if not self._good_filter.strip():

@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from tui.app.bindings import LIST_BINDINGS
 
@@ -125,13 +126,21 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
                 index = min(self.cursor, max(0, len(self.rows) - 1))
         # The cursor row first (so the refresh sees it), the Highlighted message after.
         self.set_reactive(VirtualList.cursor, self.validate_cursor(index))
-        self.refresh_rows()
+        self._refresh_changed_lines()
         self.cursor = self.cursor
 
     def _rows_changed(self) -> None:
-        """`rows` is another list: the size follows (a layout only when the count changed)."""
+        """`rows` is another list: the scroll size follows. A layout of the screen (several
+        ms) only when the scrollbar appears or goes; else the scrollbar is just updated."""
         size = Size(self.size.width, len(self.rows))
-        if size != self.virtual_size:
+        old = self.virtual_size
+        if size == old:
+            return
+        height = self.container_size.height
+        if height and (old.height > height) == (size.height > height):
+            self.set_reactive(Widget.virtual_size, size)
+            self._scroll_update(size)
+        else:
             self.virtual_size = size
 
     def _visible(self) -> range:
@@ -139,8 +148,11 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
         return range(top, min(len(self.rows), top + self.scrollable_content_region.height))
 
     def refresh_rows(self) -> None:
-        """The rows' content may have changed: redraw the visible lines whose key changed
-        (and blank lines where rows went), nothing else."""
+        """The rows' content may have changed (an edit): redraw the visible lines whose key
+        changed (and blank lines where rows went), nothing else."""
+        self._refresh_changed_lines()
+
+    def _refresh_changed_lines(self) -> None:
         drawn = self._drawn
         top = self.scroll_offset.y
         height = self.scrollable_content_region.height
