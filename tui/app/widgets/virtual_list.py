@@ -88,7 +88,7 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
     def row_matches(self, row: Row, needle: str) -> bool:
         return needle in str(row).casefold()
 
-    def filtered(self, rows: Sequence[Row], needle: str) -> list[Row]:
+    def filtered(self, rows: Sequence[Row], needle: str) -> Sequence[Row]:
         """The rows a filter keeps (subclasses may do it without a call per row)."""
         return [r for r in rows if self.row_matches(r, needle)]
 
