@@ -420,7 +420,7 @@ async def keystrokes(
     profiler = cProfile.Profile() if profile else None
     async with app.run_test(size=size, message_hook=probe.hook) as pilot:
         probe.attach_driver()
-        await wait_for(lambda: app.ws is not None and not app.busy, 120.0, "the dataset")
+        await wait_for(lambda: app.ws is not None and not app.busy, 600.0, "the dataset")
         await preview_ready(app)
         files = app.files
         rows = files.rows
