@@ -103,8 +103,9 @@ async def test_the_filter_shows_the_full_query_result_however_it_was_typed(
     app = CuratorApp(dataset)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app)
-        if worker:
+        if worker:  # every query in the worker, even those quick enough for the UI thread
             app.files.thread_from = 0
+            app.files.index.is_quick = lambda query: False  # type: ignore[union-attr]
         await pilot.press("/")
         box = app.query_one("#filter")
         checked = 0
@@ -149,14 +150,14 @@ async def test_only_the_newest_query_is_evaluated_and_shown(dataset: Path) -> No
             return real(query)
 
         index.evaluate = counted  # type: ignore[method-assign]
-        app._query_lock.acquire()  # the workers wait, as behind a slow query
+        app.files.query_lock.acquire()  # the workers wait, as behind a slow query
         try:
             await pilot.press("/", *"smil", "e")
             await pilot.pause(0.1)
             assert len(files.rows) == 12  # nothing shown yet; keys were not blocked
             assert app.query_one("#filter").value == "smile"
         finally:
-            app._query_lock.release()
+            app.files.query_lock.release()
         await wait_shown(pilot, app)
         await pilot.pause(0.1)  # any overtaken worker has run by now
         assert evaluated == ["smile"]  # "s", "sm", ... were overtaken: never evaluated
@@ -236,3 +237,17 @@ def test_found_rows_read_from_a_bytemap_are_the_list_of_what_was_found(monkeypat
         for p, image in enumerate(images):
             assert rows.has(p) == (image in want)
             assert rows.rank(p) == sum(marks[:p])
+
+
+def test_a_query_is_quick_when_it_needs_no_pass_over_images_or_tags() -> None:
+    # What the file list evaluates in the keystroke's frame; the rest goes to a worker.
+    from tui.core.query import TagIndex
+
+    index = TagIndex(["a.png", "b.png"], [["black hair", "smile"], ["blonde hair"]])
+    assert index.is_quick("black hair, -smile")  # posting lists only
+    assert index.is_quick("black hair, (")  # malformed: the parser answers
+    for query in ("*hair", "name:a*", "tags>1", "black hair | *air"):
+        assert not index.is_quick(query)
+        found = index.match(query)
+        assert index.is_quick(query)  # evaluated once: kept
+        assert index.match(query) == found

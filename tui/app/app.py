@@ -8,7 +8,6 @@ message of tui/app/messages.py (the rule is in tui/ARCHITECTURE.md); `busy` says
 from __future__ import annotations
 
 import gc
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
@@ -165,8 +164,6 @@ class CuratorApp(App[int]):
         self._garbage = False  # a key came since the last idle collection
         # The file list's query index needs building again (the images' tags changed).
         self._index_stale = True
-        # Held while a worker evaluates a query, and while the UI thread updates the index.
-        self._query_lock = threading.Lock()
 
     def notify(
         self,
@@ -543,7 +540,7 @@ class CuratorApp(App[int]):
         index = self.files.index
         if changed_tags is not None and index is not None and not self._index_stale:
             # Only buckets moved: the tags of the images are the same.
-            with self._query_lock:  # not while a query worker reads it
+            with self.files.query_lock:  # not while a query worker reads it
                 index.set_buckets(ws.strategy.bucket_of, changed_tags)
                 index.set_changed(ws.will_change)
         else:
@@ -1185,14 +1182,14 @@ class CuratorApp(App[int]):
         box.focus()
 
     def _run_query(self, text: str, index: TagIndex) -> None:
-        self._query_worker(text, index)
+        self._query_worker(self.files, text, index)
 
     @work(thread=True, group="query")
-    def _query_worker(self, text: str, index: TagIndex) -> None:
+    def _query_worker(self, files: FileList, text: str, index: TagIndex) -> None:
         """Evaluate the file list's query off the UI thread. One at a time; the newest
         query typed wins: one already overtaken by typing is not evaluated at all."""
-        with self._query_lock:
-            if text != self.files.filter_text:
+        with files.query_lock:
+            if text != files.filter_text:
                 return
             try:
                 found, error = index.evaluate(text), None

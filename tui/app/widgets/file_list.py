@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_right
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from itertools import compress
@@ -15,8 +16,9 @@ from tui.core.strategy import UNSORTED
 from tui.core.text import safe_text
 from tui.core.workspace import Workspace
 
-# From this many images a query runs in a worker (below, evaluating it costs a few ms).
-THREAD_FROM = 500_000
+# From this many images a query that needs a pass over the images or the tags (a new
+# wildcard, name:, folder:, ...) runs in a worker; below, evaluating any costs a few ms.
+THREAD_FROM = 50_000
 
 
 class FoundRows(Sequence[str]):
@@ -103,6 +105,8 @@ class FileList(VirtualList[str]):
         # Set by the app: evaluates (text, index) off the UI thread, then calls apply_query.
         self.query_runner: Callable[[str, TagIndex], None] | None = None
         self.thread_from = THREAD_FROM
+        # Held while a query is evaluated (a worker or this thread) or the index updated.
+        self.query_lock = threading.Lock()
 
     def set_filter(self, text: str) -> None:
         """Filter by a query; a malformed one keeps the last good result (`query_error`).
@@ -120,15 +124,20 @@ class FileList(VirtualList[str]):
             super().set_filter(text)
             return
         self.filter_text = text  # the box shows it; the rows follow the query's outcome
-        if self.query_runner is not None and index.n >= self.thread_from:
-            self.query_runner(text, index)
+        # In this frame when it is quick (plain tags, parts evaluated before) or the index
+        # small; else in a worker. Never beside a worker still reading the index (the lock).
+        quick = self.query_runner is None or index.n < self.thread_from or index.is_quick(text)
+        if quick and self.query_lock.acquire(blocking=False):
+            try:
+                found, error = index.evaluate(text), None
+            except QueryError as exc:
+                found, error = None, exc
+            finally:
+                self.query_lock.release()
+            self.apply_query(text, index, found, error)
             return
-        try:
-            found = index.evaluate(text)
-        except QueryError as exc:
-            self.apply_query(text, index, None, exc)
-            return
-        self.apply_query(text, index, found, None)
+        assert self.query_runner is not None
+        self.query_runner(text, index)
 
     def apply_query(
         self, text: str, index: TagIndex, found: int | None, error: QueryError | None
