@@ -28,8 +28,10 @@ from textual.widgets import Footer, Input, Static
 from tui.app.bindings import APP_BINDINGS, BUCKET_KEYS
 from tui.app.messages import (
     DatasetOpened,
+    LoadFinished,
     OpenFailed,
     OpenProgress,
+    QueryDone,
     Saved,
     TaggingDone,
     TaggingProgress,
@@ -51,7 +53,7 @@ from tui.core.profile import (
     list_library,
     load_profile,
 )
-from tui.core.query import workspace_index
+from tui.core.query import QueryError, TagIndex, workspace_index
 from tui.core.scores import character_tags
 from tui.core.session import guide_text, save_all
 from tui.core.store import StateError
@@ -102,6 +104,15 @@ EDIT_ACTIONS = {
     "rename_tag",
     "merge_tag",
 }
+# The phases of opening, as the status bar names them (Workspace.open's, then the app's).
+OPEN_PHASES = {
+    "scan": "files found",
+    "read": "captions read",
+    "tidy": "almost open",
+    "counts": "counting tags",
+    "implied": "finding implied tags",
+    "index": "indexing for queries",
+}
 # How far below the general threshold a tag is shown as a candidate in the image view.
 CANDIDATE_MARGIN = 0.10
 
@@ -148,6 +159,7 @@ class CuratorApp(App[int]):
         self.concept_scope = ""  # the concept the file list is narrowed to ("" = none)
         self._footer_shows_disk_keys = False
         self._idle_gc: Timer | None = None
+        self.loading_phase = ""  # what the background part of opening does ("" = done)
         self._last_key = 0.0  # time.monotonic() of the last key
         self._garbage = False  # a key came since the last idle collection
         # The file list's query index needs building again (the images' tags changed).
@@ -216,6 +228,8 @@ class CuratorApp(App[int]):
             self.set_keymap(self.keymap)
         for warning in self.start_warnings:
             self.notify(warning, severity="warning", timeout=8)
+        self.files.on_move = self._file_moved
+        self.files.query_runner = self._run_query
         self.files.border_title = "Files"
         self.tags.border_title = "Tags · image"
         self.preview.border_title = "Preview"
@@ -247,13 +261,22 @@ class CuratorApp(App[int]):
                 ws.close()  # never keep the dataset locked
             self.post_message(OpenFailed(str(exc)))
             return
+        # The loaded dataset is long-lived: collect once here, while the screen only says
+        # "opening", and freeze it, so collections during keys never rescan it.
+        progress("tidy", 0, 0)
+        gc.collect()
+        gc.freeze()
         self.post_message(DatasetOpened(ws))
 
     def on_open_progress(self, message: OpenProgress) -> None:
-        label = "files found" if message.phase == "scan" else "captions read"
+        if self.ws is not None and self.busy is Busy.LOADING:  # the files are shown already
+            self.loading_phase = OPEN_PHASES.get(message.phase, message.phase)
+            self._update_status()
+            return
+        label = OPEN_PHASES.get(message.phase, message.phase)
         done, total = message.done, message.total
-        shown = f"{done:,}/{total:,}" if total else f"{done:,}"
-        self._set_status(Text(f"opening … {shown} {label}"))
+        shown = f"{done:,}/{total:,} " if total else f"{done:,} " if done else ""
+        self._set_status(Text(f"opening … {shown}{label}"))
 
     def on_open_failed(self, message: OpenFailed) -> None:
         # Nothing to curate: leave the screen and say why on the terminal.
@@ -264,30 +287,87 @@ class CuratorApp(App[int]):
         self._loaded(message.workspace)
 
     def _loaded(self, ws: Workspace) -> None:
+        """The workspace is open: show the files now (they are usable: moving, previews,
+        `/` typed), and derive the rest (tag counts, warnings, suggestions, the query index)
+        in a worker; edits wait for it (`busy` stays LOADING until `on_load_finished`)."""
         if self.ws is not None and self.ws is not ws:
             self.ws.close()
         self.ws = ws
-        # WD14's character names, when the dataset was tagged here (read once per dataset).
-        self._characters = character_tags(ws.root)
-        self.caption.tokens = load_counter()
-        self.busy = Busy.IDLE
+        self.busy = Busy.LOADING
+        self.loading_phase = OPEN_PHASES["counts"]
+        self._implied_cache = None
+        self._characters = frozenset()
+        self.tags.suggestions = {}
+        self.tags.counts_ready = False  # counting every tag is the worker's first step
         self.files.workspace = ws
-        self.files.warnings = ws.warnings_by_image()
+        self.files.warnings = {}
+        self.files.index = None
         self._index_stale = True
-        if self.files.filter_text.strip():
-            self._fresh_index()
+        self.files.index_pending = True  # a query typed now is applied once the index is in
         self.tags.workspace = ws
         self.preview.root = ws.root
-        self._update_suggestions()
         self.files.set_rows([e.image for e in ws.images])
         self._show_image(self.files.current)
-        # Long-lived data from here on: keep the collector from rescanning it on keypresses,
-        # and run full collections when the user pauses instead of in the middle of a key.
-        gc.collect()
-        gc.freeze()
+        # Run full collections when the user pauses, not in the middle of a key.
         gc.set_threshold(700, 10, 1_000_000)
         if self._idle_gc is None and self.idle_gc_seconds is not None:
             self._idle_gc = self.set_interval(self.idle_gc_seconds / 3, self._collect_when_idle)
+        self.refresh_bindings()
+        self._finish_loading(ws)
+
+    @work(thread=True, exclusive=True, group="finish")
+    def _finish_loading(self, ws: Workspace) -> None:
+        """Everything the app derives from the whole dataset, off the UI thread. It only
+        reads the workspace: edits are off until its result is in (`busy`)."""
+
+        def phase(name: str) -> None:
+            self.post_message(OpenProgress(name, 0, 0))
+
+        try:
+            ws.tag_counts()  # cached in the workspace: the tag list's counts
+            warnings = ws.warnings_by_image()
+            # WD14's character names, when the dataset was tagged here (read once per dataset).
+            characters = character_tags(ws.root)
+            tokens = load_counter()
+            phase("implied")
+            aliases = tuple(sorted(ws.strategy.alias_index.items()))
+            implied = implied_counts((ws.image_tags(e.image) for e in ws.images), dict(aliases))
+            suggestions = suggest_buckets(
+                ws.tag_counts(), len(ws.images), ws.strategy, implied, characters
+            )
+            phase("index")
+            index = workspace_index(ws)
+        except Exception as exc:  # the files stay shown; the user is told what failed
+            self.post_message(OpenFailed(f"{ws.root}: cannot finish loading: {exc}"))
+            return
+        self.post_message(
+            LoadFinished(ws, warnings, characters, tokens, aliases, implied, suggestions, index)
+        )
+
+    def on_load_finished(self, message: LoadFinished) -> None:
+        ws = message.workspace
+        if ws is not self.ws:  # opened again meanwhile: that open's result will come
+            return
+        self.files.warnings = message.warnings
+        self._characters = message.characters
+        self.caption.tokens = message.tokens
+        self._implied_cache = (ws, message.aliases, message.implied)
+        self.tags.suggestions = message.suggestions
+        self.tags.counts_ready = True
+        self.files.index = message.index
+        self._index_stale = False
+        self.files.index_pending = False
+        self.busy = Busy.IDLE
+        self.loading_phase = ""
+        if self.files.filter_text.strip():  # typed while the index was being built
+            self.files.set_filter(self.files.filter_text)
+            self._show_query_state()
+        self.files.refresh_rows()
+        self.tags.refresh_rows()
+        self._show_caption()
+        self._update_status()
+        # What was made in the background is long-lived too (see `_open_dataset`).
+        gc.freeze()
         self.refresh_bindings()
 
     # ---- showing ----------------------------------------------------------------------------
@@ -310,7 +390,10 @@ class CuratorApp(App[int]):
             (safe_text(s.trigger) or "no trigger", ""),
             (s.pattern, ""),
             # One suggestion per unsorted tag: their number is the count.
-            (str(len(self.tags.suggestions)), " unsorted"),
+            (
+                "…" if self.busy is Busy.LOADING else str(len(self.tags.suggestions)),
+                " unsorted",
+            ),
             (f"{len(ws.images):,}", " images"),
         ]
         if s.concepts:
@@ -336,6 +419,8 @@ class CuratorApp(App[int]):
                 )
         if self.tagging:
             parts.append((self.tagging, ""))
+        if self.busy is Busy.LOADING and self.loading_phase:
+            parts.append((f"{self.loading_phase} …", ""))
         if self.busy and self.busy is not Busy.LOADING:
             parts.append((f"{self.busy.value}…", ""))
         text = Text()
@@ -453,8 +538,9 @@ class CuratorApp(App[int]):
         index = self.files.index
         if changed_tags is not None and index is not None and not self._index_stale:
             # Only buckets moved: the tags of the images are the same.
-            index.set_buckets(ws.strategy.bucket_of, changed_tags)
-            index.set_changed(ws.will_change)
+            with self.files.query_lock:  # not while a query worker reads it
+                index.set_buckets(ws.strategy.bucket_of, changed_tags)
+                index.set_changed(ws.will_change)
         else:
             self._index_stale = True
             if self.files.filter_text.strip():
@@ -466,6 +552,11 @@ class CuratorApp(App[int]):
         self.files.refresh_rows()
         self._show_caption()
         self._update_status()
+
+    def _file_moved(self, image: str | None) -> None:
+        # Straight from the cursor's move: the image comes in the cursor's frame.
+        if image != self.image:
+            self._show_image(image)
 
     def on_virtual_list_highlighted(self, event: VirtualList.Highlighted[str]) -> None:
         if event.list is self.files and event.row != self.image:
@@ -1072,7 +1163,7 @@ class CuratorApp(App[int]):
         """Build the file list's query index when the images' tags changed since the last
         build: once per open or tag-changing edit, never per keystroke."""
         ws = self.ws
-        if ws is None or not self._index_stale:
+        if ws is None or not self._index_stale or self.files.index_pending:
             return
         self.files.index = workspace_index(ws)
         self._index_stale = False
@@ -1087,6 +1178,27 @@ class CuratorApp(App[int]):
         box.value = target.filter_text
         box.add_class("visible")
         box.focus()
+
+    def _run_query(self, text: str, index: TagIndex) -> None:
+        self._query_worker(self.files, text, index)
+
+    @work(thread=True, group="query")
+    def _query_worker(self, files: FileList, text: str, index: TagIndex) -> None:
+        """Evaluate the file list's query off the UI thread. One at a time; the newest
+        query typed wins: one already overtaken by typing is not evaluated at all."""
+        with files.query_lock:
+            if text != files.filter_text:
+                return
+            try:
+                found, error = index.evaluate(text), None
+            except QueryError as exc:
+                found, error = None, exc
+        self.post_message(QueryDone(text, index, found, error))
+
+    def on_query_done(self, message: QueryDone) -> None:
+        shown = self.files.apply_query(message.text, message.index, message.found, message.error)
+        if shown and self.filter_target is self.files:
+            self._show_query_state()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter" and self.filter_target is not None:
@@ -1105,11 +1217,14 @@ class CuratorApp(App[int]):
             self._set_status(Text(f" query at {safe_text(files.query_error)}", style="bold"))
             return
         box.remove_class("-error")
-        box.border_title = (
-            f"{len(files.rows):,} of {len(self.ws.images):,} images"
-            if self.ws is not None and files.filter_text.strip()
-            else ""
-        )
+        if files.index_pending and files.filter_text.strip():
+            box.border_title = "indexing the tags: the query applies once that is done"
+        else:
+            box.border_title = (
+                f"{len(files.rows):,} of {len(self.ws.images):,} images"
+                if self.ws is not None and files.filter_text.strip()
+                else ""
+            )
         self._update_status()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -16,6 +16,9 @@ from textual.message import Message
 
 if TYPE_CHECKING:
     from tui.core.checks import Finding
+    from tui.core.query import QueryError, TagIndex
+    from tui.core.suggest import Suggestion
+    from tui.core.tokens import TokenCounter
     from tui.core.workspace import Workspace
 
 
@@ -39,6 +42,32 @@ class DatasetOpened(WorkerMessage):
     """The dataset is open: the app owns `workspace` from now on."""
 
     workspace: Workspace
+
+
+@dataclass
+class LoadFinished(WorkerMessage):
+    """What the app derives from an open workspace, made off the UI thread while the file
+    list is already usable: the last step of opening (edits wait for it)."""
+
+    workspace: Workspace
+    warnings: dict[str, list[str]]
+    characters: frozenset[str]
+    tokens: TokenCounter | None
+    aliases: tuple[tuple[str, str], ...]
+    implied: dict[str, tuple[int, str]]
+    suggestions: dict[str, Suggestion]
+    index: TagIndex
+
+
+@dataclass
+class QueryDone(WorkerMessage):
+    """The file list's query `text` evaluated off the UI thread over `index`: `found` (a
+    bytemap, see TagIndex.evaluate) or the `error` that makes it no query."""
+
+    text: str
+    index: TagIndex
+    found: int | None
+    error: QueryError | None
 
 
 @dataclass

@@ -293,6 +293,8 @@ class Painter:
                 self._listening = True
                 self.pane.app.screen_change_signal.subscribe(self.pane, self._screen_changed)
             new = renderable if isinstance(renderable, PixelPreview) else None
+            if new is not None and new is self._shown:
+                return  # shown again (the cursor's frame, then the build's): already sent
             old, self._shown = self._shown, new
             if old is not None and old is not new and old.protocol == "kitty" and old.sent:
                 self._write(kitty_delete(old.image_id))

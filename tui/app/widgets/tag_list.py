@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 
 from rich.text import Text
 
@@ -34,6 +34,8 @@ class TagList(VirtualList[str]):
         # just under the general threshold shown dim after the image's tags (space adds one).
         self.scores: Mapping[str, float] = {}
         self.candidates: Collection[str] = frozenset()
+        # False while the app still counts the dataset's tags: the counts are left blank.
+        self.counts_ready = True
 
     def show_image_tags(
         self,
@@ -53,38 +55,48 @@ class TagList(VirtualList[str]):
     def bucket_style(self, bucket: str, extra: str = "") -> str:
         return self.theme_style(bucket_variable(bucket), extra)
 
+    def row_key(self, row: str) -> Hashable:
+        """What a row shows: bucket, count, share, marks, score, suggestion, alias."""
+        ws = self.workspace
+        if ws is None:
+            return (row,)
+        strategy = ws.strategy
+        bucket = strategy.effective_bucket(row, None if self.dataset_view else self.concept)
+        n = ws.tag_counts().get(row, 0) if self.counts_ready else None
+        total = len(ws.images) or 1
+        removed = not self.dataset_view and row in self.removed
+        candidate = not self.dataset_view and row in self.candidates
+        score = None if self.dataset_view else self.scores.get(row.casefold())
+        suggestion = self.suggestions.get(row) if bucket == UNSORTED else None
+        ghost = suggestion.bucket if suggestion is not None else None
+        written = strategy.alias_of(row)
+        return (row, bucket, n, total, removed, candidate, score, ghost, written)
+
     def row_text(self, row: str, width: int) -> Text:
         ws = self.workspace
         if ws is None:
             return Text(safe_text(row))
-        bucket = ws.strategy.effective_bucket(row, None if self.dataset_view else self.concept)
-        counts = ws.tag_counts()
-        total = len(ws.images) or 1
-        n = counts.get(row, 0)
-        removed = not self.dataset_view and row in self.removed
-        candidate = not self.dataset_view and row in self.candidates
-        score = None if self.dataset_view else self.scores.get(row.casefold())
+        key = self.row_key(row)
+        _, bucket, n, total, removed, candidate, score, ghost, written = key  # type: ignore[misc]
         text = Text()
         letter = f" {BUCKET_BY_NAME[bucket].letter} "
-        suggestion = self.suggestions.get(row) if bucket == UNSORTED else None
         if candidate:
             text.append(" + ", style="dim")
-        elif suggestion is not None:
+        elif ghost is not None:
             # A ghost: the suggested bucket's letter, lower case and dim, until accepted (s).
-            ghost = f" {BUCKET_BY_NAME[suggestion.bucket].letter.lower()} "
-            text.append(ghost, style=self.bucket_style(suggestion.bucket, "dim italic"))
+            letters = f" {BUCKET_BY_NAME[ghost].letter.lower()} "
+            text.append(letters, style=self.bucket_style(ghost, "dim italic"))
         elif bucket == UNSORTED:
             text.append(letter, style=self.bucket_style(bucket, "bold"))
         else:
             text.append(letter, style=self.bucket_style(bucket, "bold reverse"))
         text.append(" ")
-        stats = f"{n:>6} {100 * n / total:5.1f}%"
+        stats = f"{n:>6} {100 * n / total:5.1f}%" if n is not None else f"{'…':>6} {'':6}"
         # Cut, not rounded, to two decimals: a tag shown 0.xy is kept at a threshold of 0.xy
         # and not above (the threshold keys move by hundredths).
         shown_score = "" if score is None else f" {math.floor(score * 100) / 100:.2f}"
         name_width = max(1, width - 4 - len(stats) - 1 - len(shown_score))
         shown = safe_text(row)  # a tag's control characters are escaped, not obeyed
-        written = ws.strategy.alias_of(row)
         if written != row:  # renamed or merged (r, m): what the captions will say
             shown = f"{shown} → {safe_text(written)}"
         name = shown if len(shown) <= name_width else shown[: name_width - 1] + "…"

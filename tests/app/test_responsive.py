@@ -1,0 +1,253 @@
+"""The app stays usable while it opens and redraws only what a key changed: the file list
+works while the background part of opening runs, the filter's result is the full query's
+whatever was typed (growing, shrinking, edited; in a worker too, the newest query winning),
+and a cursor move or a bucket key re-renders only the rows that changed."""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+
+import pytest
+
+import tui.app.app as app_module
+from tests.app.conftest import settle
+from tui.app.app import Busy, CuratorApp
+from tui.app.widgets.file_list import FoundRows
+from tui.core.query import QueryError, workspace_index
+
+KEYS = {" ": "space", ",": "comma", "-": "minus", "*": "asterisk", "(": "left_parenthesis"}
+
+FILES = {f"10_set/{i:02d}.png": None for i in range(12)} | {
+    f"10_set/{i:02d}.txt": ", ".join(
+        tag
+        for j, tag in enumerate(
+            ["black hair", "smile", "blush", "blonde hair", "grin", "red eyes", "solo"]
+        )
+        if (i >> j) & 1 or j == 6
+    )
+    for i in range(12)
+}
+
+
+@pytest.fixture
+def dataset(make_dataset) -> Path:
+    return make_dataset(FILES)
+
+
+def status_of(app: CuratorApp) -> str:
+    return str(app.query_one("#status").render())
+
+
+def full_result(app: CuratorApp, text: str) -> list[str] | None:
+    """What the query finds, from a fresh index (nothing cached); None: no query."""
+    assert app.ws is not None
+    try:
+        return workspace_index(app.ws).match(text)
+    except QueryError:
+        return None
+
+
+async def wait_shown(pilot, app: CuratorApp) -> None:
+    """Until the file list shows the outcome of what was typed (a worker may compute it)."""
+    for _ in range(200):
+        if app.files.shown_filter == app.files.filter_text:
+            return
+        await pilot.pause(0.01)
+    raise AssertionError("the query's outcome never came")
+
+
+async def test_the_file_list_works_while_the_rest_of_opening_runs(
+    dataset: Path, monkeypatch
+) -> None:
+    release = threading.Event()
+    real_index = app_module.workspace_index
+
+    def slow_index(ws):  # the background part of opening waits until the test says go
+        assert release.wait(20)
+        return real_index(ws)
+
+    monkeypatch.setattr(app_module, "workspace_index", slow_index)
+    app = CuratorApp(dataset)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(400):
+            await pilot.pause(0.02)
+            if app.ws is not None and app.loading_phase == "indexing for queries":
+                break
+        assert app.busy is Busy.LOADING
+        rows = list(app.files.rows)
+        assert len(rows) == 12 and app.image == rows[0]
+        assert "indexing for queries" in status_of(app)  # the phase, in the status bar
+        await pilot.press("j", "j")  # moving works: the image follows the cursor
+        assert app.image == rows[2]
+        assert app.caption.shown  # its caption is shown
+        await pilot.press("tab")
+        before = app.ws.strategy
+        await pilot.press("1")  # an edit waits for the end of opening
+        assert app.ws.strategy is before
+        await pilot.press("shift+tab", "/", *"smile")  # typed now, applied once indexed
+        assert len(app.files.rows) == 12
+        release.set()
+        await settle(pilot, app)
+        assert app.busy is Busy.IDLE
+        assert "indexing" not in status_of(app)
+        assert list(app.files.rows) == full_result(app, "smile")
+        assert 0 < len(app.files.rows) < 12
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["on the UI thread", "in a worker"])
+async def test_the_filter_shows_the_full_query_result_however_it_was_typed(
+    dataset: Path, worker: bool
+) -> None:
+    app = CuratorApp(dataset)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        if worker:  # every query in the worker, even those quick enough for the UI thread
+            app.files.thread_from = 0
+            app.files.index.is_quick = lambda query: False  # type: ignore[union-attr]
+        await pilot.press("/")
+        box = app.query_one("#filter")
+        checked = 0
+
+        async def check() -> None:
+            nonlocal checked
+            await wait_shown(pilot, app)
+            want = full_result(app, box.value)
+            if want is not None:  # a malformed query keeps the last good result instead
+                assert list(app.files.rows) == want
+                checked += 1
+
+        for ch in "black hair, -smile":  # growing
+            await pilot.press(KEYS.get(ch, ch))
+            await check()
+        for _ in range(8):  # shrinking
+            await pilot.press("backspace")
+            await check()
+        await pilot.press("home")  # edited in the middle: a term in front
+        for ch in "blush, ":
+            await pilot.press(KEYS.get(ch, ch))
+            await check()
+        for ch in "*hair":  # a wildcard at the end
+            await pilot.press("end", KEYS.get(ch, ch))
+            await check()
+        assert checked > 20
+
+
+async def test_only_the_newest_query_is_evaluated_and_shown(dataset: Path) -> None:
+    app = CuratorApp(dataset)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        files = app.files
+        files.thread_from = 0
+        index = files.index
+        assert index is not None
+        evaluated: list[str] = []
+        real = index.evaluate
+
+        def counted(query):
+            evaluated.append(query)
+            return real(query)
+
+        index.evaluate = counted  # type: ignore[method-assign]
+        app.files.query_lock.acquire()  # the workers wait, as behind a slow query
+        try:
+            await pilot.press("/", *"smil", "e")
+            await pilot.pause(0.1)
+            assert len(files.rows) == 12  # nothing shown yet; keys were not blocked
+            assert app.query_one("#filter").value == "smile"
+        finally:
+            app.files.query_lock.release()
+        await wait_shown(pilot, app)
+        await pilot.pause(0.1)  # any overtaken worker has run by now
+        assert evaluated == ["smile"]  # "s", "sm", ... were overtaken: never evaluated
+        assert list(files.rows) == full_result(app, "smile")
+        # An outcome that comes after the user typed on is dropped.
+        assert not files.apply_query("smil", index, real("smil"), None)
+        assert list(files.rows) == full_result(app, "smile")
+
+
+async def test_a_cursor_move_redraws_only_the_two_rows_that_changed(dataset: Path) -> None:
+    app = CuratorApp(dataset)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, preview=True)
+        files = app.files
+        drawn: list[int] = []
+        real = files.render_line
+
+        def counted(y: int):
+            drawn.append(y + files.scroll_offset.y)
+            return real(y)
+
+        files.render_line = counted  # type: ignore[method-assign]
+        rendered = files.lines_rendered
+        await pilot.press("j")
+        await pilot.pause()
+        assert sorted(drawn) == [0, 1]  # the row left and the row reached, nothing else
+        assert files.lines_rendered - rendered == 2
+        drawn.clear()
+        rendered = files.lines_rendered
+        await pilot.press("k")
+        await pilot.pause()
+        assert sorted(drawn) == [0, 1]
+        assert files.lines_rendered == rendered  # both strips were cached
+
+
+async def test_a_bucket_key_redraws_only_the_tag_rows_that_changed(dataset: Path) -> None:
+    app = CuratorApp(dataset)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, preview=True)
+        await pilot.press("G", "tab")  # the last image: four tags
+        await pilot.pause()
+        tags = app.tags
+        assert len(tags.rows) == 4
+        before = tags.cursor
+        drawn: list[int] = []
+        real = tags.render_line
+
+        def counted(y: int):
+            drawn.append(y + tags.scroll_offset.y)
+            return real(y)
+
+        tags.render_line = counted  # type: ignore[method-assign]
+        await pilot.press("1")
+        await pilot.pause()
+        assert tags.cursor != before  # on to the next unsorted tag
+        # The tag put in a bucket and the row the cursor went to: no other row.
+        assert sorted(drawn) == sorted({before, tags.cursor})
+
+
+def test_found_rows_read_from_a_bytemap_are_the_list_of_what_was_found(monkeypatch) -> None:
+    monkeypatch.setattr(FoundRows, "BLOCK", 8)  # many blocks, so their edges are crossed
+    rng = random.Random(3)
+    images = [f"{i:03d}.png" for i in range(203)]
+    for share in (0.0, 0.05, 0.5, 1.0):
+        marks = [rng.random() < share for _ in images]
+        found = int.from_bytes(bytes(marks), "little")
+        rows = FoundRows(images, found)
+        want = [image for image, mark in zip(images, marks, strict=True) if mark]
+        assert len(rows) == len(want)
+        assert list(rows) == want and rows == want
+        assert [rows[k] for k in range(len(want))] == want  # by position, any order
+        assert [rows[k] for k in reversed(range(len(want)))] == want[::-1]
+        if want:
+            assert rows[-1] == want[-1]
+        with pytest.raises(IndexError):
+            rows[len(want)]
+        for p, image in enumerate(images):
+            assert rows.has(p) == (image in want)
+            assert rows.rank(p) == sum(marks[:p])
+
+
+def test_a_query_is_quick_when_it_needs_no_pass_over_images_or_tags() -> None:
+    # What the file list evaluates in the keystroke's frame; the rest goes to a worker.
+    from tui.core.query import TagIndex
+
+    index = TagIndex(["a.png", "b.png"], [["black hair", "smile"], ["blonde hair"]])
+    assert index.is_quick("black hair, -smile")  # posting lists only
+    assert index.is_quick("black hair, (")  # malformed: the parser answers
+    for query in ("*hair", "name:a*", "tags>1", "black hair | *air"):
+        assert not index.is_quick(query)
+        found = index.match(query)
+        assert index.is_quick(query)  # evaluated once: kept
+        assert index.match(query) == found
