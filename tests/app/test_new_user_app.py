@@ -91,3 +91,22 @@ async def test_the_help_fits_one_80x24_screen(sample_copy) -> None:
         shown = str(text.render())
         for word in ("trait:", "context:", "absorb (removes", "f full screen"):
             assert word in shown
+
+
+async def test_the_help_says_once_how_to_turn_on_what_is_off(sample_copy, monkeypatch) -> None:
+    from tui.app import graphics
+
+    # As `lora-curator DATASET` on a terminal without the graphics extra (auto).
+    monkeypatch.setattr(graphics, "_current", graphics.choose("auto", False, True, {}, None))
+    app = CuratorApp(sample_copy)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        app.caption.tokens = None  # no CLIP tokenizer here
+        await pilot.press("question_mark")
+        await pilot.pause()
+        scroll = app.screen.query_one("#help-scroll")
+        shown = str(app.screen.query_one("#help-text").render())
+        assert "token counts and real pixels off: pip install 'lora-curator[tokens,graphics]'" in (
+            shown
+        )
+        assert scroll.max_scroll_y == 0  # still one screen

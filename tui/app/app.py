@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
+from tui.app import graphics
 from tui.app.bindings import APP_BINDINGS, BUCKET_KEYS
 from tui.app.messages import (
     DatasetOpened,
@@ -60,7 +61,7 @@ from tui.core.store import StateError
 from tui.core.strategy import PATTERNS, UNSORTED, Concept, Strategy
 from tui.core.suggest import suggest_buckets
 from tui.core.text import is_safe, safe_text
-from tui.core.tokens import HOW_TO_ENABLE_SHORT, load_counter
+from tui.core.tokens import load_counter
 from tui.core.workspace import Workspace
 
 # Full garbage collections wait for this long a pause in typing (one costs 15-50 ms at 100k
@@ -1333,8 +1334,17 @@ class CuratorApp(App[int]):
         self.push_screen(ProfilePicker(choices), done)
 
     def action_help(self) -> None:
-        # Said once, here, when caption token counts are off (and how to turn them on).
-        note = "" if self.caption.tokens is not None else HOW_TO_ENABLE_SHORT
+        # Said here, once, what optional parts are off and the one command that turns them on.
+        off = []
+        if self.caption.tokens is None:
+            off.append(("token counts", "tokens"))
+        if graphics.current().hint:
+            off.append(("real pixels", "graphics"))
+        note = ""
+        if off:
+            names = " and ".join(name for name, _ in off)
+            extras = ",".join(extra for _, extra in off)
+            note = f"{names} off: pip install 'lora-curator[{extras}]'"
         self.push_screen(HelpScreen(self.keymap, note))
 
     def action_quit_app(self) -> None:

@@ -24,9 +24,6 @@ HOW_TO_ENABLE = (
     "downloaded)"
 )
 
-# The same, in one short line (the app's help).
-HOW_TO_ENABLE_SHORT = "token counts are off: pip install 'lora-curator[tokens]'"
-
 
 def find_clip_tokenizer(cache: Path | None = None) -> Path | None:
     """The cached ``tokenizer.json`` of the CLIP tokenizer (the snapshot ``refs/main`` names,
