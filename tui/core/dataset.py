@@ -293,8 +293,16 @@ def _too_large(size: int) -> CaptionRefused:
 
 
 def read_caption_file(path: str, follow: bool = False, stat_first: bool = False) -> bytes:
+    """A regular file's bytes (see `read_caption_stat`)."""
+    return read_caption_stat(path, follow, stat_first)[0]
+
+
+def read_caption_stat(
+    path: str, follow: bool = False, stat_first: bool = False
+) -> tuple[bytes, os.stat_result]:
     """A regular file's bytes, whole, with the fewest system calls (captions are small; this
-    is the hot loop of opening a dataset).
+    is the hot loop of opening a dataset), and its `fstat` taken before the read (so a
+    change made while reading shows in the next stat).
 
     Never opens a FIFO, socket or device for reading (`NotRegularFileError`), never reads past
     `MAX_CAPTION_BYTES` (`CaptionRefused`: a sparse multi-GB file is refused by its size
@@ -310,7 +318,7 @@ def read_caption_file(path: str, follow: bool = False, stat_first: bool = False)
         want = size + 1
         chunk = os.read(fd, want)
         if len(chunk) == size and size < want:
-            return chunk
+            return chunk, st
         chunks = [chunk]
         total = len(chunk)
         while chunk:
@@ -321,4 +329,4 @@ def read_caption_file(path: str, follow: bool = False, stat_first: bool = False)
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return b"".join(chunks)
+    return b"".join(chunks), st
