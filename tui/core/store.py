@@ -73,7 +73,7 @@ _MIGRATE_1_TO_2 = (
 # rsync trust mtime + size): a file rewritten to the same size with its mtime put back is
 # the accepted blind spot. The tags depend only on the original (which never changes) and
 # on the parser (`meta.tag_parser`): parsed under another parser, they are ignored.
-_SEEN_STAT = struct.Struct("<qqQI")  # size, mtime_ns, inode, mode (a chmod shows too)
+SEEN_STAT = _SEEN_STAT = struct.Struct("<qqQI")  # size, mtime_ns, inode, mode (and chmod)
 SEEN_STAT_SIZE = _SEEN_STAT.size
 SEEN_HEADER = SEEN_STAT_SIZE + 16 + 1
 # The stat of a file changed so recently that a change in the same clock tick could keep

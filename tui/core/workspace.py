@@ -12,7 +12,6 @@ import errno
 import math
 import os
 import sys
-import threading
 import time
 from array import array
 from bisect import bisect_left, insort
@@ -59,6 +58,7 @@ from tui.core.scores import (
 from tui.core.store import (
     NO_STAT,
     SEEN_HEADER,
+    SEEN_STAT,
     SEEN_STAT_SIZE,
     Edit,
     Store,
@@ -118,6 +118,30 @@ def unpack_ids(packed: bytes) -> array:
     if sys.byteorder != "little":  # pragma: no cover
         ids.byteswap()
     return ids
+
+
+def count_ids(packed: bytes) -> dict[int, int]:
+    """How many times each id occurs in packed ids, in order of first appearance (as a
+    `Counter` of the tags would have them). With NumPy installed (the tagger's), a large
+    dataset's millions of ids are counted in C."""
+    if len(packed) >= 4 * _NUMPY_FROM:
+        try:
+            import numpy as np
+        except ImportError:
+            np = None  # type: ignore[assignment]
+        if np is not None:
+            ids = np.frombuffer(packed, dtype="<u4")
+            counts = np.bincount(ids)
+            present = np.flatnonzero(counts)
+            first = np.empty(len(counts), dtype=np.int64)
+            # Assigned back to front: each id keeps the place where it first occurs.
+            first[ids[::-1]] = np.arange(len(ids) - 1, -1, -1)
+            order = present[np.argsort(first[present], kind="stable")]
+            return dict(zip(order.tolist(), counts[order].tolist(), strict=True))
+    return Counter(unpack_ids(packed))
+
+
+_NUMPY_FROM = 1_000_000
 
 
 class _Sources(Mapping[str, tuple[str, ...]]):
@@ -256,6 +280,7 @@ class Workspace:
         # session override (`--profile`) differs from it until `use_strategy` records it.
         self.logged_strategy: Strategy | None = state.strategy if has_strategy else None
         self._counts: Counter[str] | None = None
+        self._id_counts: dict[int, int] | None = None  # counted at open, for `tag_counts`
         self._renderer: Renderer | None = None
         self._concept_renderers: dict[str, Renderer] = {}
         self._parser: TagParser | None = None
@@ -305,31 +330,13 @@ class Workspace:
         ws = cls(root_path, store, base, state, has_strategy)
         if strategy is not None:
             ws.logged_strategy = logged if logged_has_strategy else None
-        # The original copies are checked while the folder is scanned (SQLite and the
-        # hash let go of the GIL for part of it): a damaged one stops the open as before.
-        checked: list[BaseException] = []
-        verify = None
-        if store is not None:
-
-            def check() -> None:
-                try:
-                    store.verify_originals()
-                except BaseException as exc:
-                    checked.append(exc)
-                finally:
-                    store._release_conn()
-
-            verify = threading.Thread(target=check, name="verify-originals", daemon=True)
-            verify.start()
         try:
             ws._load(progress)
-            if verify is not None:
-                verify.join()
-                if checked:
-                    raise checked[0]
+            if store is not None:
+                # A reopen reads no original copy (their tags are kept): they are checked
+                # here, so a damaged one still stops the open, as reading it would.
+                store.verify_originals()
         except BaseException:
-            if verify is not None:
-                verify.join()
             ws.close()  # never keep the dataset locked after a failed open
             raise
         return ws
@@ -461,11 +468,12 @@ class Workspace:
         # Captions read now (changed, new or never seen) → their stat key (None: not kept).
         fresh: dict[str, bytes | None] = {}
         original_ids: dict[str, bytes | None] = {}  # caption → its original's tags, packed
-        lstat = os.lstat
+        lstat, pack = os.lstat, SEEN_STAT.pack
+        get_row = rows.get
         for i, caption in enumerate(captions):
             if progress is not None and (i % 1000 == 0 or i == total - 1):
                 progress("read", i + 1, total)
-            row = rows.get(caption)
+            row = get_row(caption)
             seen = row[4] if row is not None and use_seen else None
             data: bytes | None = None
             read = True
@@ -474,9 +482,24 @@ class Workspace:
                     st = lstat(f"{root}/{caption}")
                 except OSError:
                     st = None
-                if st is not None and seen.startswith(stat_key(st)):
-                    read = False
+                # The hot loop of a reopen: one lstat, one compare (see `store.stat_key`).
+                if st is not None and seen.startswith(
+                    pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+                ):
                     digest: bytes | None = seen[_STAT_END:_DIGEST_END]
+                    disk_hash[caption] = digest
+                    if seen[_DIGEST_END] and caption not in adopted:
+                        tags = seen[SEEN_HEADER:]
+                        if digest == row[1] or digest == row[2] or digest == row[3]:
+                            # The original, or what we last wrote: the source is the
+                            # original's tags (kept); see the general case below.
+                            packed[caption] = tags
+                            if digest == row[1] and row[2] != digest:
+                                fix_known.append((caption, digest))
+                            elif digest != row[1] and digest != row[2]:
+                                fix_known.append((caption, digest))  # a pending write done
+                            continue
+                    read = False
             if read:
                 try:
                     data, st = self._read_one_stat(f"{root}/{caption}", caption)
@@ -589,6 +612,7 @@ class Workspace:
     def _mark_unreadable(self, caption: str, why: str) -> None:
         self.problems.append(Problem(caption, why))
         self._packed[caption] = b""
+        self._id_counts = None
         self.disk_hash[caption] = None
         self.unreadable[caption] = why
 
@@ -641,6 +665,7 @@ class Workspace:
 
     def _set_source(self, caption: str, data: bytes | None) -> None:
         self._packed[caption] = self._parse_source(caption, data)
+        self._id_counts = None
 
     def _parse_source(self, caption: str, data: bytes | None) -> bytes:
         """A caption's tags as packed ids; its decoding warnings become problems."""
@@ -655,11 +680,16 @@ class Workspace:
         return pack_ids(self._parser.parse_ids(decoded.text))
 
     def _ids_valid(self) -> bool:
-        """Whether every packed id is one of the tag table's."""
+        """Whether every packed id is one of the tag table's (the count of each id, which
+        this needs, is kept for `tag_counts`)."""
         assert self._parser is not None
-        n = len(self._parser.names)
-        ids = unpack_ids(b"".join(self._packed.values()))
-        return not ids or max(ids) < n
+        self._id_counts = counts = self._count_ids()
+        return not counts or max(counts) < len(self._parser.names)
+
+    def _count_ids(self) -> dict[int, int]:
+        """How many images have each tag id in their source, by first appearance."""
+        packed = b"".join(map(self._packed.__getitem__, (e.caption for e in self.images)))
+        return count_ids(packed)
 
     @property
     def sources(self) -> Mapping[str, tuple[str, ...]]:
@@ -921,8 +951,8 @@ class Workspace:
             else:  # the common case, in C: every image's source as it is, as ids
                 assert self._parser is not None
                 names = self._parser.names
-                packed = b"".join(map(self._packed.__getitem__, (e.caption for e in self.images)))
-                by_id = Counter(unpack_ids(packed))
+                by_id = self._id_counts if self._id_counts is not None else self._count_ids()
+                self._id_counts = None
                 self._counts = Counter({names[i]: n for i, n in by_id.items()})
                 return self._counts
             self._counts = Counter(chain.from_iterable(tags))
