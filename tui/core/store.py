@@ -2,12 +2,17 @@
 
 It holds the original bytes of every caption file (snapshotted once, so `restore` is exact),
 what this tool last wrote to each file, the working strategy's base, and the edit log whose
-cursor gives undo/redo and crash safety. Only this module touches the database.
+cursor gives undo/redo and crash safety; and, as a cache, what the last open saw of each
+caption file (its stat, digest and original's tags as ids: `files.seen`, `tag_names`), so a
+reopen reads only the files that changed. Only this module touches the database.
 
 Trust: a state is checked when it is opened (schema version, tables, SQLite's quick check,
 the edit log's numbering, cursor) and each row when it is read (JSON objects, types, the
-digest of every original copy). A damaged state raises `CorruptStateError`, one written by a
-newer version `NewerStateError`: neither is used or changed, and nothing is written from it.
+digest of every original copy, checked at every open by `verify_originals`). A damaged state
+raises `CorruptStateError`, one written by a newer version `NewerStateError`: neither is used
+or changed, and nothing is written from it. The `seen` cache is never trusted blindly: a
+value of the wrong shape, or tags with ids the tag table does not have, is ignored (the file
+is read again), and failing to record it (a full disk) fails nothing.
 
 Threads: see `Store`. In short, one SQLite connection per thread, writes serialised with a
 bounded wait, so an edit never fails because a background job holds the database.
