@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -156,6 +157,17 @@ def check_root(root: str | os.PathLike[str]) -> Path:
     return Path(os.path.realpath(path))
 
 
+def _listing(folder: str, rel: str, problems: list[tuple[str, str]]) -> Iterator[os.DirEntry[str]]:
+    """A folder's entries, listed a few thousand at a time: a folder of a million images is
+    never held as two million entries at once. A folder that cannot be read is a problem."""
+    try:
+        with os.scandir(folder) as it:
+            while chunk := list(islice(it, 4096)):
+                yield from chunk
+    except OSError as exc:
+        problems.append((rel or ".", f"cannot read folder: {exc.strerror}"))
+
+
 def scan_dataset(
     root: str | os.PathLike[str],
     caption_extension: str = ".txt",
@@ -191,12 +203,7 @@ def scan_dataset(
             result.problems.append((rel, "symlink loop (or folder linked twice): skipped"))
             continue
         visited.add(ident)
-        try:
-            with os.scandir(folder) as it:
-                entries = list(it)
-        except OSError as exc:
-            result.problems.append((rel or ".", f"cannot read folder: {exc.strerror}"))
-            continue
+        entries = _listing(folder, rel, result.problems)
         prefix = f"{rel}/" if rel else ""
         # The hot loop of opening a dataset (two entries per image): the entry's type comes
         # with the folder listing, so the common file costs no system call, and the checks

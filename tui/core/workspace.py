@@ -468,6 +468,7 @@ class Workspace:
         # Captions read now (changed, new or never seen) → their stat key (None: not kept).
         fresh: dict[str, bytes | None] = {}
         original_ids: dict[str, bytes | None] = {}  # caption → its original's tags, packed
+        record = store is not None and not store.read_only
         lstat, pack = os.lstat, SEEN_STAT.pack
         get_row = rows.get
         for i, caption in enumerate(captions):
@@ -519,7 +520,9 @@ class Workspace:
                     fresh[caption] = None
                     continue
                 digest = content_hash(data)
-                if data is not None and st is not None:
+                if not record:  # read-only, or no state: nothing is recorded
+                    pass
+                elif data is not None and st is not None:
                     fresh[caption] = (
                         stat_key(st) if st.st_mtime_ns < racy and st.st_size >= 0 else NO_STAT
                     )
@@ -571,7 +574,7 @@ class Workspace:
                 packed[caption] = tags
                 if caption not in self._warned:
                     original_ids[caption] = tags
-                    if caption not in fresh:  # its tags were not kept: keep them now
+                    if record and caption not in fresh:  # tags not kept yet: keep them
                         fresh[caption] = rows[caption][4][:_STAT_END]
         if use_seen and not self._ids_valid():
             return False  # kept ids the tag table does not have: read everything again
