@@ -1,9 +1,19 @@
-"""Memory of a long curating session: does the app need full garbage collections while idle?
+"""Memory: the engine's RSS after opening 10k/100k/1M images, and a long curating session.
 
 Run from the repository root, with the project's venv:
 
-    .venv/bin/python bench/memory.py                       # 100k images, 2000 keys
-    .venv/bin/python bench/memory.py --images 10000 --keys 500 --every 100
+    .venv/bin/python bench/memory.py                       # curve 10k, 100k; 100k, 2000 keys
+    .venv/bin/python bench/memory.py --huge --no-keys      # curve 10k, 100k, 1M (not in CI)
+    .venv/bin/python bench/memory.py --images 10000 --keys 500 --every 100 --no-curve
+
+The curve: for each size, a fresh subprocess opens the dataset (`Workspace.open` +
+`tag_counts`) with no state (first open) and again with the state (reopen, nothing changed);
+printed are its RSS with the workspace open (VmRSS, after a full collection) and its peak
+(VmHWM), beside the floor measured in the same run: a fresh subprocess that only imports the
+engine. Memory should grow with the number of distinct tags, not tags x images: the
+"per image" column is (RSS open - floor) / N.
+
+The session:
 
 After loading, the app freezes the objects it has (`gc.freeze()`) and raises the gen-2
 threshold so that a full collection (15-50 ms at 100k images) never lands in the middle of a
@@ -40,7 +50,15 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import make_dataset
+from engine import (
+    HUGE,
+    backdate,
+    make_dataset,
+    make_or_reuse,
+    make_strategy,
+    measure_rss_both,
+    open_and_count,
+)
 
 PAUSE_EVERY = 100  # keys between two pauses of a user (both variants)
 PAUSE_SECONDS = 2.0  # longer than the app's IDLE_GC_SECONDS
@@ -114,6 +132,46 @@ def run_variant(root: Path, args: argparse.Namespace, idle_gc: bool) -> list[dic
     return json.loads(out.strip().splitlines()[-1])
 
 
+def curve(args: argparse.Namespace) -> None:
+    """RSS after first open and reopen at each size, beside the imports-only floor."""
+    sizes = [10_000, 100_000] + ([HUGE] if args.huge else [])
+    print("lora-curator memory curve: RSS of a fresh process with the workspace open")
+    header = ["images", "floor MB", "first open MB", "reopen MB", "peak reopen MB", "per image"]
+    table = []
+    with tempfile.TemporaryDirectory(prefix="lora-curator-memory-", dir=args.dir) as tmp:
+        for n in sizes:
+            data, _ = make_or_reuse(Path(tmp) / str(n), n, args.seed, args.cache)
+            floor, _ = measure_rss_both(None)
+            _, first = measure_rss_both(data.root)
+            from tui.core.workspace import Workspace
+
+            with Workspace.open(data.root) as ws:
+                ws.use_strategy(make_strategy(data.vocabulary), "bench")
+            backdate(data)
+            open_and_count(data.root)  # records what it saw: the reopen reads nothing
+            peak, reopen = measure_rss_both(data.root)
+            shutil.rmtree(data.root / ".lora-curator", ignore_errors=True)
+            per = (reopen - floor) * 1024 * 1024 / n
+            table.append(
+                [
+                    f"{n:,}",
+                    f"{floor:.0f}",
+                    f"{first:.0f}",
+                    f"{reopen:.0f}",
+                    f"{peak:.0f}",
+                    f"{per:,.0f} B",
+                ]
+            )
+            if args.cache is None:
+                shutil.rmtree(Path(tmp) / str(n), ignore_errors=True)
+    widths = [max(len(r[c]) for r in [header, *table]) for c in range(len(header))]
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in table:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    print()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100_000, help="number of images (N)")
@@ -122,11 +180,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=1, help="sessions per variant; median")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
     parser.add_argument("--dir", default=None, help="where to make the temp folder")
+    parser.add_argument("--huge", action="store_true", help="add 1M images to the curve")
+    parser.add_argument("--no-curve", action="store_true", help="only the session")
+    parser.add_argument("--no-keys", action="store_true", help="only the curve")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="keep generated datasets here (engine.py's)"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--idle-gc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args)
+        return
+    if not args.no_curve:
+        curve(args)
+    if args.no_keys:
         return
 
     base = Path(tempfile.mkdtemp(prefix="lora-curator-memory-bench-", dir=args.dir))

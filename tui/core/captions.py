@@ -160,55 +160,112 @@ def _stands_alone(piece: str) -> bool:
     return depth == 0 and not dangling
 
 
+# The id `TagParser.parse_ids` gives a piece that is no tag (blank): never kept.
+EMPTY_ID = -1
+# Bump when the parsing rules change: tags cached in a state under another version are
+# parsed again (see `TagParser.signature`).
+PARSER_VERSION = 1
+
+
 class TagParser:
-    """Parses caption text into tags; remembers every raw piece it has seen, since a dataset
-    repeats the same few thousand tags across all its captions (opening a dataset is mostly
-    this, so the common case runs in C: dict lookups over a plain comma split)."""
+    """Parses caption text into tags, interned: every distinct tag is one `str` object and
+    one small int (its id, the index in `names`), shared by every caption that has it.
+
+    It remembers every raw piece it has seen, since a dataset repeats the same few thousand
+    tags across all its captions (opening a dataset is mostly this, so the common case runs
+    in C: dict lookups over a plain comma split). Memory then grows with the distinct tags,
+    not with tags x images: an image's tags can be kept as an array of ids."""
 
     def __init__(self, underscores: str = "spaces") -> None:
         if underscores not in UNDERSCORE_MODES:
             raise ValueError(f"underscores must be one of {', '.join(UNDERSCORE_MODES)}")
         self.underscores = underscores
-        self._tag: dict[str, str] = {}  # raw piece → tag ("" when empty)
-        self._key: dict[str, str] = {}  # raw piece → case-insensitive key
+        self.names: list[str] = []  # id → tag (one object per distinct tag)
+        self._id: dict[str, int] = {}  # tag → id
+        self._keys: list[str] = []  # id → case-insensitive key
+        self._key_ids: dict[str, int] = {}  # key → the first id with that key
+        self._shared: set[int] = set()  # ids whose key another id has too ("Smile", "smile")
+        self._piece: dict[str, int] = {}  # raw piece → id (EMPTY_ID when blank)
         self._split_pieces: set[str] = set()  # pieces whose parentheses span a comma
-        self._normal: dict[str, str] = {}  # stripped piece → tag
+        self._normal: dict[str, int] = {}  # stripped piece → id
+
+    def signature(self) -> str:
+        """What the ids of this parser depend on: tags parsed under another signature must
+        be parsed again."""
+        return f"{PARSER_VERSION} {self.underscores}"
+
+    def load_names(self, names: list[str]) -> bool:
+        """Start from a vocabulary kept earlier (id = index), before any parse; False (and
+        nothing loaded) when it cannot be one: a name not text, blank, or twice."""
+        if self.names or len(set(names)) != len(names):
+            return False
+        if not all(isinstance(n, str) and n for n in names):
+            return False
+        for name in names:
+            self._intern(name)
+        return True
+
+    def intern(self, tag: str) -> int:
+        """The id of a tag (normalised already), made when it is new."""
+        found = self._id.get(tag)
+        return found if found is not None else self._intern(tag)
+
+    def _intern(self, tag: str) -> int:
+        i = len(self.names)
+        self.names.append(tag)
+        self._id[tag] = i
+        key = tag.casefold()
+        self._keys.append(key)
+        first = self._key_ids.setdefault(key, i)
+        if first != i:
+            self._shared.update((first, i))
+        return i
 
     def _learn(self, pieces: list[str]) -> None:
         for piece in pieces:
-            if piece not in self._tag:
+            if piece not in self._piece:
                 # " smile" and "smile" are one tag: normalise each stripped spelling once.
                 stripped = piece.strip()
-                tag = self._normal.get(stripped)
-                if tag is None:
-                    tag = self._normal[stripped] = normalize_tag(stripped, self.underscores)
-                self._tag[piece] = tag
-                self._key[piece] = tag.casefold()
+                i = self._normal.get(stripped)
+                if i is None:
+                    tag = normalize_tag(stripped, self.underscores)
+                    i = self._normal[stripped] = self.intern(tag) if tag else EMPTY_ID
+                self._piece[piece] = i
                 if not _stands_alone(piece):
                     self._split_pieces.add(piece)
 
-    def parse(self, text: str) -> tuple[str, ...]:
-        """Tags of a caption: split on commas, normalised, empty ones and duplicates dropped
-        (the first spelling is kept; duplicates compare case-insensitively)."""
+    def parse_ids(self, text: str) -> list[int]:
+        """The ids of a caption's tags (see `parse`)."""
         pieces = text.split(",")
-        keys = list(map(self._key.get, pieces))
-        if None in keys:
+        try:
+            ids = list(map(self._piece.__getitem__, pieces))
+        except KeyError:
             self._learn(pieces)
-            keys = list(map(self._key.get, pieces))
+            ids = list(map(self._piece.__getitem__, pieces))
         if self._split_pieces and not self._split_pieces.isdisjoint(pieces):
             # A weighted tag like `(a, b:1.2)` spans a comma: split the careful way.
             pieces = _split_top_level(text)
             self._learn(pieces)
-            keys = list(map(self._key.get, pieces))
-        if "" not in keys and len(set(keys)) == len(keys):
-            return tuple(map(self._tag.__getitem__, pieces))
-        out: list[str] = []
+            ids = list(map(self._piece.__getitem__, pieces))
+        if (
+            EMPTY_ID not in ids
+            and len(set(ids)) == len(ids)
+            and (not self._shared or self._shared.isdisjoint(ids))
+        ):
+            return ids
+        out: list[int] = []
         seen: set[str] = set()
-        for piece, key in zip(pieces, keys, strict=True):
-            if key and key not in seen:
-                seen.add(key)
-                out.append(self._tag[piece])
-        return tuple(out)
+        keys = self._keys
+        for i in ids:
+            if i != EMPTY_ID and keys[i] not in seen:
+                seen.add(keys[i])
+                out.append(i)
+        return out
+
+    def parse(self, text: str) -> tuple[str, ...]:
+        """Tags of a caption: split on commas, normalised, empty ones and duplicates dropped
+        (the first spelling is kept; duplicates compare case-insensitively)."""
+        return tuple(map(self.names.__getitem__, self.parse_ids(text)))
 
 
 def parse_tags(text: str, underscores: str = "spaces") -> tuple[str, ...]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -156,6 +157,17 @@ def check_root(root: str | os.PathLike[str]) -> Path:
     return Path(os.path.realpath(path))
 
 
+def _listing(folder: str, rel: str, problems: list[tuple[str, str]]) -> Iterator[os.DirEntry[str]]:
+    """A folder's entries, listed a few thousand at a time: a folder of a million images is
+    never held as two million entries at once. A folder that cannot be read is a problem."""
+    try:
+        with os.scandir(folder) as it:
+            while chunk := list(islice(it, 4096)):
+                yield from chunk
+    except OSError as exc:
+        problems.append((rel or ".", f"cannot read folder: {exc.strerror}"))
+
+
 def scan_dataset(
     root: str | os.PathLike[str],
     caption_extension: str = ".txt",
@@ -167,8 +179,9 @@ def scan_dataset(
     root_path = check_root(root)
     result = ScanResult(root=root_path)
     optional: dict[str, bool] = {}
-    # stem key (relative, no extension) → images / caption file names found
-    images_by_stem: dict[str, list[str]] = {}
+    # stem key (relative, no extension) → the first image / all images (when several) found
+    first_image: dict[str, str] = {}
+    more_images: dict[str, list[str]] = {}
     captions: dict[str, str] = {}
     visited: set[tuple[int, int]] = set()
     found = 0
@@ -190,13 +203,11 @@ def scan_dataset(
             result.problems.append((rel, "symlink loop (or folder linked twice): skipped"))
             continue
         visited.add(ident)
-        try:
-            with os.scandir(folder) as it:
-                entries = list(it)
-        except OSError as exc:
-            result.problems.append((rel or ".", f"cannot read folder: {exc.strerror}"))
-            continue
+        entries = _listing(folder, rel, result.problems)
         prefix = f"{rel}/" if rel else ""
+        # The hot loop of opening a dataset (two entries per image): the entry's type comes
+        # with the folder listing, so the common file costs no system call, and the checks
+        # are ordered so that an image or a caption that is a plain file passes one test.
         for entry in entries:
             name = entry.name
             dot = name.rfind(".")
@@ -206,6 +217,32 @@ def scan_dataset(
                 kind = kinds.get(ext, "")
                 if kind == "":
                     kind = kinds[ext] = _kind_of(ext, caption_extension, optional)
+            if kind == "image":
+                try:
+                    plain = entry.is_file()  # a folder never is; a link to a file is
+                except OSError as exc:  # e.g. a link to itself
+                    result.problems.append(
+                        (prefix + name, f"cannot read ({exc.strerror}): skipped")
+                    )
+                    continue
+                if plain:
+                    stem = prefix + name[:dot]
+                    if stem in first_image:
+                        more_images.setdefault(stem, [first_image[stem]]).append(prefix + name)
+                    else:
+                        first_image[stem] = prefix + name
+                    found += 1
+                    if progress is not None and found % 1000 == 0:
+                        progress(found)
+                    continue
+            elif kind == "caption" or (long_caption_ext and name.endswith(caption_extension)):
+                try:
+                    plain = entry.is_file(follow_symlinks=False)
+                except OSError:
+                    plain = False
+                if plain:
+                    captions[prefix + name[: -len(caption_extension)]] = prefix + name
+                    continue
             try:
                 is_dir = entry.is_dir()
             except OSError:
@@ -215,24 +252,12 @@ def scan_dataset(
                     stack.append((entry.path, prefix + name))
                 continue
             if kind == "image":
-                rel_name = prefix + name
-                try:
-                    if not entry.is_file():
-                        result.problems.append((rel_name, _not_an_image_file(entry.path)))
-                        continue
-                except OSError as exc:  # e.g. a link to itself
-                    result.problems.append((rel_name, f"cannot read ({exc.strerror}): skipped"))
-                    continue
-                images_by_stem.setdefault(prefix + name[:dot], []).append(rel_name)
-                found += 1
-                if progress is not None and found % 1000 == 0:
-                    progress(found)
+                result.problems.append((prefix + name, _not_an_image_file(entry.path)))
             elif kind == "caption" or (long_caption_ext and name.endswith(caption_extension)):
                 rel_name = prefix + name
                 captions[rel_name[: -len(caption_extension)]] = rel_name
                 try:
-                    # The entry's type comes with the folder listing (no system call): a
-                    # FIFO, socket or device is known here and never opened.
+                    # A FIFO, socket or device is known here and never opened.
                     if not entry.is_symlink() and not entry.is_file(follow_symlinks=False):
                         result.special.add(rel_name)
                 except OSError:
@@ -240,26 +265,35 @@ def scan_dataset(
             elif name[0] == "." and is_temp_file(name):
                 result.temp_files.append(prefix + name)
 
-    for stem in sorted(images_by_stem):
-        names = sorted(images_by_stem[stem])
+    new_entry = tuple.__new__  # ImageEntry(...) without the Python-level __new__
+    images = result.images
+    for stem in sorted(first_image):
         caption = captions.pop(stem, None)
         exists = caption is not None
         if caption is None:
             caption = stem + caption_extension
-        if len(names) > 1:
-            result.collisions[caption] = names
-            result.problems.append(
-                (
-                    caption,
-                    f"stem collision: {', '.join(names)} share this caption in every trainer; "
-                    "rename all but one",
+        names = more_images.get(stem)
+        if names is None:
+            images.append(new_entry(ImageEntry, (first_image[stem], caption, exists)))
+            if not exists:
+                result.problems.append(
+                    (first_image[stem], f"no caption file ({caption}): no source tags")
                 )
+            continue
+        names.sort()
+        result.collisions[caption] = names
+        result.problems.append(
+            (
+                caption,
+                f"stem collision: {', '.join(names)} share this caption in every trainer; "
+                "rename all but one",
             )
+        )
         for name in names:
-            result.images.append(ImageEntry(name, caption, exists))
+            images.append(new_entry(ImageEntry, (name, caption, exists)))
             if not exists:
                 result.problems.append((name, f"no caption file ({caption}): no source tags"))
-    result.images.sort(key=lambda e: e.image)
+    result.images.sort()  # by image: the first field, and no two images are the same
     result.orphan_captions = sorted(captions.values())
     for caption in result.orphan_captions:
         result.problems.append((caption, "caption without image: ignored"))
@@ -293,8 +327,16 @@ def _too_large(size: int) -> CaptionRefused:
 
 
 def read_caption_file(path: str, follow: bool = False, stat_first: bool = False) -> bytes:
+    """A regular file's bytes (see `read_caption_stat`)."""
+    return read_caption_stat(path, follow, stat_first)[0]
+
+
+def read_caption_stat(
+    path: str, follow: bool = False, stat_first: bool = False
+) -> tuple[bytes, os.stat_result]:
     """A regular file's bytes, whole, with the fewest system calls (captions are small; this
-    is the hot loop of opening a dataset).
+    is the hot loop of opening a dataset), and its `fstat` taken before the read (so a
+    change made while reading shows in the next stat).
 
     Never opens a FIFO, socket or device for reading (`NotRegularFileError`), never reads past
     `MAX_CAPTION_BYTES` (`CaptionRefused`: a sparse multi-GB file is refused by its size
@@ -310,7 +352,7 @@ def read_caption_file(path: str, follow: bool = False, stat_first: bool = False)
         want = size + 1
         chunk = os.read(fd, want)
         if len(chunk) == size and size < want:
-            return chunk
+            return chunk, st
         chunks = [chunk]
         total = len(chunk)
         while chunk:
@@ -321,4 +363,4 @@ def read_caption_file(path: str, follow: bool = False, stat_first: bool = False)
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return b"".join(chunks)
+    return b"".join(chunks), st

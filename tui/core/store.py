@@ -2,12 +2,17 @@
 
 It holds the original bytes of every caption file (snapshotted once, so `restore` is exact),
 what this tool last wrote to each file, the working strategy's base, and the edit log whose
-cursor gives undo/redo and crash safety. Only this module touches the database.
+cursor gives undo/redo and crash safety; and, as a cache, what the last open saw of each
+caption file (its stat, digest and original's tags as ids: `files.seen`, `tag_names`), so a
+reopen reads only the files that changed. Only this module touches the database.
 
 Trust: a state is checked when it is opened (schema version, tables, SQLite's quick check,
 the edit log's numbering, cursor) and each row when it is read (JSON objects, types, the
-digest of every original copy). A damaged state raises `CorruptStateError`, one written by a
-newer version `NewerStateError`: neither is used or changed, and nothing is written from it.
+digest of every original copy, checked at every open by `verify_originals`). A damaged state
+raises `CorruptStateError`, one written by a newer version `NewerStateError`: neither is used
+or changed, and nothing is written from it. The `seen` cache is never trusted blindly: a
+value of the wrong shape, or tags with ids the tag table does not have, is ignored (the file
+is read again), and failing to record it (a full disk) fails nothing.
 
 Threads: see `Store`. In short, one SQLite connection per thread, writes serialised with a
 bounded wait, so an edit never fails because a background job holds the database.
@@ -21,6 +26,7 @@ import os
 import re
 import shlex
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -34,7 +40,10 @@ from tui.core.dataset import STATE_DIR
 from tui.core.writer import fsync_folder
 
 STATE_FILE = "state.sqlite3"
-STATE_SCHEMA = 1
+# 1: files, edits, blobs, meta. 2: + `files.seen` and `tag_names` (what the last open saw of
+# each caption file, so a reopen reads only the files that changed). An older state is
+# migrated in place when opened for writing (read-only, it is read as it is).
+STATE_SCHEMA = 2
 
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,7 +52,8 @@ CREATE TABLE IF NOT EXISTS files (
     original BLOB,                 -- exact bytes when first seen; NULL = the file did not exist
     original_hash BLOB,            -- NULL when absent
     known_hash BLOB,               -- what should be on disk now (NULL = absent)
-    pending_hash BLOB              -- a write in progress (crash: disk holds known or pending)
+    pending_hash BLOB,             -- a write in progress (crash: disk holds known or pending)
+    seen BLOB                      -- what the last open saw on disk (see `pack_seen`)
 );
 CREATE TABLE IF NOT EXISTS edits (
     seq INTEGER PRIMARY KEY,
@@ -53,7 +63,27 @@ CREATE TABLE IF NOT EXISTS edits (
 );
 CREATE TABLE IF NOT EXISTS blobs (seq INTEGER NOT NULL, caption TEXT NOT NULL, data BLOB,
     PRIMARY KEY (seq, caption));
+CREATE TABLE IF NOT EXISTS tag_names (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 """
+
+_MIGRATE_1_TO_2 = (
+    "ALTER TABLE files ADD COLUMN seen BLOB",
+    "CREATE TABLE IF NOT EXISTS tag_names (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+)
+
+# `files.seen`: the caption file as the last open found it. A stat (size, mtime in ns,
+# inode, and its mode), the digest of the bytes read then, whether tags follow, and the tags of the
+# caption's original as ids into `tag_names` (4 bytes each). When a file's stat is equal
+# on the next open, its content is trusted to be equal too and it is not read (as make and
+# rsync trust mtime + size): a file rewritten to the same size with its mtime put back is
+# the accepted blind spot. The tags depend only on the original (which never changes) and
+# on the parser (`meta.tag_parser`): parsed under another parser, they are ignored.
+SEEN_STAT = _SEEN_STAT = struct.Struct("<qqQI")  # size, mtime_ns, inode, mode (and chmod)
+SEEN_STAT_SIZE = _SEEN_STAT.size
+SEEN_HEADER = SEEN_STAT_SIZE + 16 + 1
+# The stat of a file changed so recently that a change in the same clock tick could keep
+# it: never equal to a real one, so the file is read again next time (racy timestamps).
+NO_STAT = b"\xff" * _SEEN_STAT.size
 
 
 def content_hash(data: bytes | None) -> bytes | None:
@@ -61,6 +91,17 @@ def content_hash(data: bytes | None) -> bytes | None:
     if data is None:
         return None
     return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def stat_key(st: os.stat_result) -> bytes:
+    """A file's stat as `files.seen` keeps it: size, mtime (ns), inode and mode."""
+    return _SEEN_STAT.pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+
+
+def pack_seen(stat: bytes, digest: bytes, tags: bytes | None) -> bytes:
+    """A `files.seen` value: the file's `stat_key` (or `NO_STAT`), the digest of the bytes
+    read, and the ids of its original's tags (None: not kept, parsed again when needed)."""
+    return stat + digest + (b"\x00" if tags is None else b"\x01" + tags)
 
 
 def path_key(path: str) -> str | bytes:
@@ -131,6 +172,7 @@ SNAPSHOT_CHUNK_ROWS = 500
 SNAPSHOT_CHUNK_BYTES = 4 << 20
 
 _TABLES = ("meta", "files", "edits", "blobs")
+_TABLES_2 = (*_TABLES, "tag_names")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -264,6 +306,7 @@ class Store:
         self._gate = _WriteGate()
         self._cursor = 0
         self._saved = 0
+        self.schema = STATE_SCHEMA
         self._snapshot: threading.Thread | None = None
         self._snapshot_error: BaseException | None = None
 
@@ -402,6 +445,7 @@ class Store:
             with store._guard("cannot open the state"):
                 # After the checks: a state this version cannot read is never changed.
                 store.conn.execute("PRAGMA journal_mode=WAL")
+            store._migrate()
         except BaseException:
             store.close()
             raise
@@ -456,8 +500,8 @@ class Store:
             schema = self.meta("schema")
             if schema is None:
                 raise self.damaged("no schema version in the meta table")
-            self._check_schema(schema)
-            for table in _TABLES:
+            self.schema = self._check_schema(schema)
+            for table in _TABLES_2 if self.schema >= 2 else _TABLES:
                 if table not in tables:
                     raise self.damaged(f"the {table} table is missing")
             problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
@@ -475,13 +519,14 @@ class Store:
             for key in ("base", "profile_ref"):
                 self.meta(key)  # type-checked
 
-    def _check_schema(self, schema: str) -> None:
+    def _check_schema(self, schema: str) -> int:
+        """The schema version, when this version can read it."""
         try:
             version = int(schema)
         except ValueError:
             version = None
         if version is not None and 1 <= version <= STATE_SCHEMA:
-            return
+            return version
         if version is not None and version < 1:
             raise self.damaged(f"schema version {version} is not valid")
         try:
@@ -499,6 +544,18 @@ class Store:
             f"{self.path}: this state has {what}{by} ({this}); upgrade lora-curator. The state "
             "was not used or changed, and the caption files are untouched"
         )
+
+    def _migrate(self) -> None:
+        """Bring an older (checked) state to this version's schema, in place, in one
+        transaction: a failure leaves it as it was (and still usable by the older version)."""
+        if self.schema >= STATE_SCHEMA:
+            return
+        with self.transaction("cannot update the state to this version's schema") as conn:
+            for sql in _MIGRATE_1_TO_2:
+                conn.execute(sql)
+            self.set_meta("schema", str(STATE_SCHEMA))
+            self.set_meta("written_by", f"lora-curator {__version__}")
+        self.schema = STATE_SCHEMA
 
     def _int_meta(self, key: str, low: int, high: int) -> int:
         label = {"saved": "saved position"}.get(key, key)
@@ -603,6 +660,171 @@ class Store:
             out[path_from_key(row[0])] = FileRecord._make(row[1:])
         return out
 
+    def file_rows(self) -> dict[str, tuple[Any, ...]]:
+        """What the state knows of every caption file, as opening a dataset reads it: caption
+        → (its key, original hash, known hash, pending hash, seen). `seen` is what the last
+        open saw of the file (see `pack_seen`; None when unknown or not usable: a cache, so a
+        bad one is ignored, never trusted). The hashes are checked like `file_records`'s,
+        in SQL: a dataset of a million files reads this in one pass."""
+        self.wait_for_snapshot()
+        ok = " AND ".join(
+            f"({c} IS NULL OR (typeof({c}) = 'blob' AND length({c}) = 16))"
+            for c in ("original_hash", "known_hash", "pending_hash")
+        )
+        seen = (
+            "CASE WHEN typeof(seen) = 'blob' AND length(seen) >= ?1 "
+            "AND (length(seen) - ?1) % 4 = 0 THEN seen END"
+            if self.schema >= 2
+            else "?1 IS NULL"
+        )
+        with self._guard("cannot read the state"):
+            rows = self.conn.execute(
+                # A row that is not valid gets no key: one such row sends it the slow way,
+                # which names it.
+                f"SELECT CASE WHEN typeof(caption) IN ('text', 'blob') AND {ok} THEN caption "
+                f"END, original_hash, known_hash, pending_hash, {seen} FROM files",
+                (SEEN_HEADER,),
+            ).fetchall()
+        out = {(r[0] if r[0].__class__ is str else path_from_key(r[0])): r for r in rows if r[0]}
+        if len(out) != len(rows) and any(r[0] is None for r in rows):
+            self.file_records()  # raises the `CorruptStateError` naming the row
+        return out
+
+    def verify_originals(self) -> None:
+        """Check every original copy against its digest (a `CorruptStateError` naming the
+        first one that does not match), streaming: memory stays flat at a million files.
+
+        A reopen reads no original (the tags of each are kept), so this is what still
+        refuses a state whose copies were damaged, as reading them would."""
+        blake = hashlib.blake2b
+        with self._guard("cannot read the originals"):
+            cursor = self.conn.execute("SELECT caption, original, original_hash FROM files")
+            for key, data, digest in cursor:
+                if data is None:
+                    if digest is None:
+                        continue
+                elif data.__class__ is bytes and blake(data, digest_size=16).digest() == digest:
+                    continue
+                cursor.close()
+                caption = path_from_key(key) if isinstance(key, (str, bytes)) else str(key)
+                raise self.damaged(
+                    f"the copy of the original of {_shown(caption)!r} does not match its digest"
+                )
+
+    def tag_names(self, signature: str) -> list[str] | None:
+        """The tag table the `seen` rows' ids index, when it was made by a parser of this
+        `signature` (None otherwise, or when it is not a table of ids 0..n-1)."""
+        if self.schema < 2:
+            return None
+        try:
+            if self.meta("tag_parser") != signature:
+                return None
+            with self._guard("cannot read the state"):
+                rows = self.conn.execute("SELECT id, name FROM tag_names ORDER BY id").fetchall()
+        except StateError:
+            return None
+        if rows and (rows[0][0] != 0 or rows[-1][0] != len(rows) - 1):
+            return None
+        return [r[1] for r in rows]
+
+    def save_scan(
+        self,
+        originals: list[tuple[str, bytes | None, bytes | None, bytes | None]],
+        seen: list[tuple[str, bytes | None]],
+        names: list[str],
+        first_id: int,
+        signature: str,
+        background: bool = False,
+    ) -> None:
+        """After an open: snapshot the caption files seen for the first time (caption,
+        bytes, their hash, seen), and record what was seen of the others (caption, seen).
+
+        `names` are the tags from id `first_id` on, which the seen rows use; `first_id` 0
+        replaces the tag table (the parser changed: every other seen row is forgotten).
+        `background` as for `add_originals`: on a thread, in chunks."""
+        if self.read_only:
+            return
+        rows = [(path_key(c), data, digest, digest, s) for c, data, digest, s in originals]
+        updates = [(s, path_key(c)) for c, s in seen]
+        if not (rows or updates or names or first_id == 0):
+            return
+
+        def record_names(bg: bool) -> None:
+            if not (names or first_id == 0):
+                return
+            with (
+                self._gate.hold(self.path, background=bg),
+                self._guard("cannot record the tags of the captions"),
+            ):
+                conn = self.conn
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if first_id == 0:
+                        conn.execute("DELETE FROM tag_names")
+                        conn.execute("UPDATE files SET seen = NULL WHERE seen IS NOT NULL")
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO tag_names (id, name) VALUES (?, ?)",
+                        enumerate(names, first_id),
+                    )
+                    self.set_meta("tag_parser", signature)
+                    _commit(conn)
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+
+        def run(bg: bool) -> None:
+            # What was seen is a cache: when it cannot be recorded (a full disk), the next
+            # open reads those files again. Only the snapshot of the originals must succeed.
+            # Nor does it wait for another program holding the database.
+            try:
+                with self._impatient():
+                    record_names(bg)
+            except StateError:
+                rows[:] = [(*r[:4], None) for r in rows]
+                updates.clear()
+            self._insert_originals(rows, background=bg)
+            with suppress(StateError), self._impatient():
+                self._chunked(
+                    "UPDATE files SET seen = ? WHERE caption = ?",
+                    updates,
+                    "cannot record what was seen on disk",
+                    bg,
+                )
+
+        self._start(run, background)
+
+    @contextmanager
+    def _impatient(self) -> Iterator[None]:
+        """This thread's writes give up at once when another program holds the database."""
+        conn = self.conn
+        with self._guard("cannot record what was seen on disk"):
+            conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            yield
+        finally:
+            with suppress(sqlite3.Error):
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+
+    def _start(self, run: Any, background: bool) -> None:
+        """Run `run(background)` now, or on the one background writer thread (after the
+        job before it), its error kept for `wait_for_snapshot`."""
+        if not background:
+            run(False)
+            return
+        self.wait_for_snapshot()
+
+        def job() -> None:
+            try:
+                run(True)
+            except BaseException as exc:  # reported by wait_for_snapshot
+                self._snapshot_error = exc
+            finally:
+                self._release_conn()
+
+        self._snapshot = threading.Thread(target=job, name="snapshot-originals", daemon=True)
+        self._snapshot.start()
+
     def originals(self, captions: Iterable[str] | None = None) -> dict[str, bytes | None]:
         """Original bytes (None = did not exist) of the given caption files (default all).
 
@@ -649,32 +871,34 @@ class Store:
         changes the file records waits for it first. A crash part-way loses nothing: files
         are written only after the snapshot is complete, and the next open snapshots what
         is missing."""
-        rows = [(path_key(caption), data, digest, digest) for caption, data, digest in snapshots]
-        if not rows:
-            return
-        if not background:
-            self._insert_originals(rows)
-            return
-        self.wait_for_snapshot()
-
-        def run() -> None:
-            try:
-                self._insert_originals(rows, background=True)
-            except BaseException as exc:  # reported by wait_for_snapshot
-                self._snapshot_error = exc
-            finally:
-                self._release_conn()
-
-        self._snapshot = threading.Thread(target=run, name="snapshot-originals", daemon=True)
-        self._snapshot.start()
+        rows = [
+            (path_key(caption), data, digest, digest, None) for caption, data, digest in snapshots
+        ]
+        if rows:
+            self._start(lambda bg: self._insert_originals(rows, background=bg), background)
 
     def _insert_originals(self, rows: list[tuple[Any, ...]], background: bool = False) -> None:
-        doing = "cannot keep a copy of the original captions"
+        if self.schema < 2:
+            rows = [r[:4] for r in rows]
+        self._chunked(
+            "INSERT OR IGNORE INTO files (caption, original, original_hash, known_hash"
+            + (") VALUES (?, ?, ?, ?)" if self.schema < 2 else ", seen) VALUES (?, ?, ?, ?, ?)"),
+            rows,
+            "cannot keep a copy of the original captions",
+            background,
+        )
+
+    def _chunked(
+        self, sql: str, rows: list[tuple[Any, ...]], doing: str, background: bool = False
+    ) -> None:
+        """`executemany` in transactions of at most `SNAPSHOT_CHUNK_ROWS` rows (or about
+        `SNAPSHOT_CHUNK_BYTES`): a foreground write waits for one chunk at most."""
         start = 0
         while start < len(rows):
             end, size = start, 0
             while end < len(rows) and end - start < SNAPSHOT_CHUNK_ROWS:
-                size += len(rows[end][1] or b"")
+                row = rows[end]
+                size += len(row[1] or b"") if len(row) > 2 else len(row[0] or b"")
                 end += 1
                 if size >= SNAPSHOT_CHUNK_BYTES:
                     break
@@ -682,11 +906,7 @@ class Store:
                 conn = self.conn
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO files "
-                        "(caption, original, original_hash, known_hash) VALUES (?, ?, ?, ?)",
-                        rows[start:end],
-                    )
+                    conn.executemany(sql, rows[start:end])
                     _commit(conn)
                 except BaseException:
                     if conn.in_transaction:

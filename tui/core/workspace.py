@@ -11,10 +11,12 @@ from __future__ import annotations
 import errno
 import math
 import os
+import sys
+import time
 from array import array
 from bisect import bisect_left, insort
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from tui.core.dataset import (
     check_root,
     file_kind,
     read_caption_file,
+    read_caption_stat,
     scan_dataset,
 )
 from tui.core.edits import (
@@ -52,7 +55,17 @@ from tui.core.scores import (
     ScoreStoreError,
     unpack_pairs,
 )
-from tui.core.store import Edit, Store, content_hash
+from tui.core.store import (
+    NO_STAT,
+    SEEN_HEADER,
+    SEEN_STAT,
+    SEEN_STAT_SIZE,
+    Edit,
+    Store,
+    content_hash,
+    pack_seen,
+    stat_key,
+)
 from tui.core.strategy import BUCKETS, PATTERNS, UNSORTED, Concept, Renderer, Strategy
 from tui.core.tagger.settings import (
     CATEGORY_CHARACTER,
@@ -82,6 +95,71 @@ __all__ = [
 
 # Progress callback: (phase, done, total or 0 when unknown).
 Progress = Callable[[str, int, int], None]
+
+
+# A caption file changed this recently before it is read may change again within the same
+# timestamp tick, keeping its stat: its stat is not kept, so the next open reads it again.
+_RACY_NS = 2_000_000_000
+_STAT_END = SEEN_STAT_SIZE
+_DIGEST_END = SEEN_STAT_SIZE + 16
+
+
+def pack_ids(ids: list[int]) -> bytes:
+    """Tag ids as 4 little-endian bytes each (how sources are kept, in memory and state)."""
+    packed = array("I", ids)
+    if sys.byteorder != "little":  # pragma: no cover - the state's byte order is fixed
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_ids(packed: bytes) -> array:
+    """The ids `pack_ids` packed."""
+    ids = array("I", packed)
+    if sys.byteorder != "little":  # pragma: no cover
+        ids.byteswap()
+    return ids
+
+
+def count_ids(packed: bytes) -> dict[int, int]:
+    """How many times each id occurs in packed ids, in order of first appearance (as a
+    `Counter` of the tags would have them). With NumPy installed (the tagger's), a large
+    dataset's millions of ids are counted in C."""
+    if len(packed) >= 4 * _NUMPY_FROM:
+        try:
+            import numpy as np
+        except ImportError:
+            np = None  # type: ignore[assignment]
+        if np is not None:
+            ids = np.frombuffer(packed, dtype="<u4")
+            counts = np.bincount(ids)
+            present = np.flatnonzero(counts)
+            first = np.empty(len(counts), dtype=np.int64)
+            # Assigned back to front: each id keeps the place where it first occurs.
+            first[ids[::-1]] = np.arange(len(ids) - 1, -1, -1)
+            order = present[np.argsort(first[present], kind="stable")]
+            return dict(zip(order.tolist(), counts[order].tolist(), strict=True))
+    return Counter(unpack_ids(packed))
+
+
+_NUMPY_FROM = 1_000_000
+
+
+class _Sources(Mapping[str, tuple[str, ...]]):
+    """caption → source tags, decoded from packed ids when asked (one `str` per tag of
+    the dataset, shared by every caption that has it)."""
+
+    def __init__(self, packed: dict[str, bytes], names: list[str]) -> None:
+        self._packed = packed
+        self._names = names
+
+    def __getitem__(self, caption: str) -> tuple[str, ...]:
+        return tuple(map(self._names.__getitem__, unpack_ids(self._packed[caption])))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
 
 
 def _key_type(labels: int) -> str:
@@ -186,7 +264,9 @@ class Workspace:
         self.scan: ScanResult = ScanResult(root=root)
         self.images: list[ImageEntry] = []
         self.by_image: dict[str, ImageEntry] = {}
-        self.sources: dict[str, tuple[str, ...]] = {}  # caption → parsed source tags
+        # caption → its source tags (`sources`) as ids of the parser's tag table, 4 bytes each.
+        self._packed: dict[str, bytes] = {}
+        self._warned: set[str] = set()  # captions whose source had decoding warnings
         self.disk_hash: dict[str, bytes | None] = {}  # caption → hash of its bytes on disk
         self.changed_on_disk: set[str] = set()  # captions edited by someone else
         # Captions that could not (or must not) be read → why: never written.
@@ -200,6 +280,7 @@ class Workspace:
         # session override (`--profile`) differs from it until `use_strategy` records it.
         self.logged_strategy: Strategy | None = state.strategy if has_strategy else None
         self._counts: Counter[str] | None = None
+        self._id_counts: dict[int, int] | None = None  # counted at open, for `tag_counts`
         self._renderer: Renderer | None = None
         self._concept_renderers: dict[str, Renderer] = {}
         self._parser: TagParser | None = None
@@ -251,6 +332,10 @@ class Workspace:
             ws.logged_strategy = logged if logged_has_strategy else None
         try:
             ws._load(progress)
+            if store is not None:
+                # A reopen reads no original copy (their tags are kept): they are checked
+                # here, so a damaged one still stops the open, as reading it would.
+                store.verify_originals()
         except BaseException:
             ws.close()  # never keep the dataset locked after a failed open
             raise
@@ -333,66 +418,191 @@ class Workspace:
         self._derived = {}
 
     def _read_captions(self, progress: Progress | None) -> None:
+        """Read every caption file, or only what changed since the last open (see
+        `_read_changed`); what the state kept is a cache: a bad one is ignored."""
+        problems = len(self.problems)
+        if not self._read_changed(progress, trust_seen=True):
+            del self.problems[problems:]
+            for kept in (self.disk_hash, self._packed, self.unreadable, self.links):
+                kept.clear()
+            self._link_targets.clear()
+            self.changed_on_disk.clear()
+            self._warned.clear()
+            self._parser = TagParser(self.strategy.caption.underscores)
+            self._read_changed(progress, trust_seen=False)
+
+    def _read_changed(self, progress: Progress | None, trust_seen: bool) -> bool:
+        """Read every caption file, or only what changed since the last open.
+
+        The state keeps, per caption, what the last open saw (`Store.file_rows`: its stat,
+        the digest of its bytes and its original's tags as ids). A file whose stat (size,
+        mtime in ns, inode) is what was seen is not read: its content is trusted to be what
+        it was (as make and rsync trust mtime + size). Files new, changed, or never seen
+        are read (and parsed only when no tags of their original are kept), exactly as a
+        first open reads them; what was seen is recorded for the next open.
+
+        False (nothing recorded) when kept tags use ids the tag table does not have."""
         store = self.store
-        records = store.file_records() if store is not None else {}
+        parser = self._parser
+        assert parser is not None
+        rows = store.file_rows() if store is not None else {}
+        signature = parser.signature()
+        cached = store.tag_names(signature) if store is not None else None
+        use_seen = trust_seen and cached is not None and parser.load_names(cached)
+        first_id = len(parser.names) if use_seen else 0
         captions = list(dict.fromkeys(e.caption for e in self.images))
         total = len(captions)
         root = str(self.root)
-        # Pass 1: bytes and hashes. New files are snapshotted on a background thread while
-        # pass 2 parses (a first open of a large dataset is mostly these two).
-        read: list[tuple[str, bytes | None, bytes | None]] = []
+        special = self.scan.special
+        adopted = self.state.adopted
         self._caption_set = set(captions)
-        for i, caption in enumerate(captions):
-            try:
-                data: bytes | None = self._read_one(f"{root}/{caption}", caption)
-            except CaptionRefused as exc:
-                self._mark_unreadable(caption, str(exc))
-                continue
-            except NotRegularFileError as exc:
-                self._mark_unreadable(caption, f"{exc.strerror}: never read or written")
-                continue
-            except OSError as exc:
-                self._mark_unreadable(
-                    caption, f"cannot read ({exc.strerror}): treated as no tags and never written"
-                )
-                continue
-            read.append((caption, data, content_hash(data)))
-            if progress is not None and (i % 1000 == 0 or i == total - 1):
-                progress("read", i + 1, total)
-        if store is not None and not store.read_only:
-            store.add_originals((r for r in read if r[0] not in records), background=True)
-        # Pass 2: sources, and how each file stands against what the state knows.
+        packed = self._packed
+        disk_hash = self.disk_hash
+        # A file changed less than this before it was read could change again within the
+        # same timestamp tick and keep its stat: it is read again next time.
+        racy = time.time_ns() - _RACY_NS
+        new_files: list[tuple[str, bytes | None, bytes | None, bytes | None]] = []
+        seen_rows: list[tuple[str, bytes | None]] = []
         need_original: list[str] = []
         fix_known: list[tuple[str, bytes | None]] = []
-        adopted = self.state.adopted
-        for caption, data, digest in read:
-            self.disk_hash[caption] = digest
-            record = records.get(caption)
-            if record is None:
-                self._set_source(caption, data)
-            elif caption in adopted or digest != record.original_hash:
+        # Captions read now (changed, new or never seen) → their stat key (None: not kept).
+        fresh: dict[str, bytes | None] = {}
+        original_ids: dict[str, bytes | None] = {}  # caption → its original's tags, packed
+        record = store is not None and not store.read_only
+        lstat, pack = os.lstat, SEEN_STAT.pack
+        get_row = rows.get
+        for i, caption in enumerate(captions):
+            if progress is not None and (i % 1000 == 0 or i == total - 1):
+                progress("read", i + 1, total)
+            row = get_row(caption)
+            seen = row[4] if row is not None and use_seen else None
+            data: bytes | None = None
+            read = True
+            if seen is not None and caption not in special:
+                try:
+                    st = lstat(f"{root}/{caption}")
+                except OSError:
+                    st = None
+                # The hot loop of a reopen: one lstat, one compare (see `store.stat_key`).
+                if st is not None and seen.startswith(
+                    pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+                ):
+                    digest: bytes | None = seen[_STAT_END:_DIGEST_END]
+                    disk_hash[caption] = digest
+                    if seen[_DIGEST_END] and caption not in adopted:
+                        tags = seen[SEEN_HEADER:]
+                        if digest == row[1] or digest == row[2] or digest == row[3]:
+                            # The original, or what we last wrote: the source is the
+                            # original's tags (kept); see the general case below.
+                            packed[caption] = tags
+                            if digest == row[1] and row[2] != digest:
+                                fix_known.append((caption, digest))
+                            elif digest != row[1] and digest != row[2]:
+                                fix_known.append((caption, digest))  # a pending write done
+                            continue
+                    read = False
+            if read:
+                try:
+                    data, st = self._read_one_stat(f"{root}/{caption}", caption)
+                except CaptionRefused as exc:
+                    self._mark_unreadable(caption, str(exc))
+                    fresh[caption] = None
+                    continue
+                except NotRegularFileError as exc:
+                    self._mark_unreadable(caption, f"{exc.strerror}: never read or written")
+                    fresh[caption] = None
+                    continue
+                except OSError as exc:
+                    self._mark_unreadable(
+                        caption,
+                        f"cannot read ({exc.strerror}): treated as no tags and never written",
+                    )
+                    fresh[caption] = None
+                    continue
+                digest = content_hash(data)
+                if not record:  # read-only, or no state: nothing is recorded
+                    pass
+                elif data is not None and st is not None:
+                    fresh[caption] = (
+                        stat_key(st) if st.st_mtime_ns < racy and st.st_size >= 0 else NO_STAT
+                    )
+                else:
+                    fresh[caption] = None
+            disk_hash[caption] = digest
+            tags = seen[SEEN_HEADER:] if seen is not None and seen[_DIGEST_END] else None
+            if row is None:  # a new file: its bytes are its original
+                packed[caption] = tags = self._parse_source(caption, data)
+                if store is not None:
+                    stat = fresh.get(caption)
+                    keep = tags if caption not in self._warned else None
+                    seen_now = (
+                        None if stat is None or digest is None else pack_seen(stat, digest, keep)
+                    )
+                    new_files.append((caption, data, digest, seen_now))
+                continue
+            if caption in adopted or digest != row[1]:
                 # The source is not what is on disk: an adopted version or the original.
-                need_original.append(caption)
-                if digest != record.known_hash:
-                    if digest is not None and digest == record.pending_hash:
+                if caption in adopted or tags is None:
+                    need_original.append(caption)
+                else:
+                    packed[caption] = tags
+                if digest != row[2]:
+                    if digest is not None and digest == row[3]:
                         fix_known.append((caption, digest))
                     else:
                         self.changed_on_disk.add(caption)
             else:
-                self._set_source(caption, data)
-                if record.known_hash != digest:
+                if tags is not None:
+                    packed[caption] = tags
+                elif read:
+                    packed[caption] = tags = self._parse_source(caption, data)
+                    if caption in self._warned:
+                        tags = None
+                else:
+                    need_original.append(caption)
+                if row[2] != digest:
                     fix_known.append((caption, digest))
-        del read
+            original_ids[caption] = tags
         if need_original and store is not None:
             originals = store.originals(need_original)
             for caption in need_original:
                 seq = adopted.get(caption)
-                data = store.blob(seq, caption) if seq is not None else originals.get(caption)
-                self._set_source(caption, data)
+                if seq is not None:
+                    self._set_source(caption, store.blob(seq, caption))
+                    continue
+                tags = self._parse_source(caption, originals.get(caption))
+                packed[caption] = tags
+                if caption not in self._warned:
+                    original_ids[caption] = tags
+                    if record and caption not in fresh:  # tags not kept yet: keep them
+                        fresh[caption] = rows[caption][4][:_STAT_END]
+        if use_seen and not self._ids_valid():
+            return False  # kept ids the tag table does not have: read everything again
         if fix_known and store is not None and not store.read_only:
             store.set_known(fix_known)
-        present = set(captions)
-        for caption in sorted(set(records) - present):
+        if store is not None and not store.read_only:
+            for caption, stat in fresh.items():
+                if caption not in rows:
+                    continue
+                digest = disk_hash.get(caption)
+                seen_rows.append(
+                    (
+                        caption,
+                        None
+                        if stat is None or digest is None
+                        else pack_seen(stat, digest, original_ids.get(caption)),
+                    )
+                )
+            store.save_scan(
+                new_files,
+                seen_rows,
+                parser.names[first_id:],
+                first_id,
+                signature,
+                background=True,
+            )
+        present = self._caption_set
+        for caption in sorted(set(rows) - present):
             self.problems.append(
                 Problem(caption, "its image is gone since the last open; its history is kept")
             )
@@ -400,29 +610,35 @@ class Workspace:
             self.problems.append(
                 Problem(caption, "changed on disk since lora-curator last wrote it")
             )
+        return True
 
     def _mark_unreadable(self, caption: str, why: str) -> None:
         self.problems.append(Problem(caption, why))
-        self.sources[caption] = ()
+        self._packed[caption] = b""
+        self._id_counts = None
         self.disk_hash[caption] = None
         self.unreadable[caption] = why
 
     def _read_one(self, path: str, caption: str) -> bytes | None:
         """A caption's bytes (None: absent); `CaptionRefused`, `NotRegularFileError` or
         `OSError` when it cannot or must not be read."""
+        return self._read_one_stat(path, caption)[0]
+
+    def _read_one_stat(self, path: str, caption: str) -> tuple[bytes | None, os.stat_result | None]:
+        """`_read_one`, with the file's stat (None: absent, or read through a symlink)."""
         if caption in self.scan.special:  # a FIFO, socket or device: never opened
             mode = os.lstat(path).st_mode
             raise NotRegularFileError(0, f"is {file_kind(mode)}, not a file", path)
         try:
-            return read_caption_file(path)
+            return read_caption_stat(path)
         except FileNotFoundError:
-            return None
+            return None, None
         except NotRegularFileError:
             raise
         except OSError as exc:
             if exc.errno != errno.ELOOP:
                 raise
-            return self._read_link(caption)  # a symlink: see where it leads first
+            return self._read_link(caption), None  # a symlink: see where it leads first
 
     def _read_link(self, caption: str) -> bytes | None:
         """Read a caption that is a symlink, unless it leads into an image or the state."""
@@ -451,20 +667,51 @@ class Workspace:
         return None
 
     def _set_source(self, caption: str, data: bytes | None) -> None:
+        self._packed[caption] = self._parse_source(caption, data)
+        self._id_counts = None
+
+    def _parse_source(self, caption: str, data: bytes | None) -> bytes:
+        """A caption's tags as packed ids; its decoding warnings become problems."""
         if data is None:
-            self.sources[caption] = ()
-            return
+            return b""
         decoded = decode_caption(data)
-        for warning in decoded.warnings:
-            self.problems.append(Problem(caption, warning))
+        if decoded.warnings:
+            self._warned.add(caption)
+            for warning in decoded.warnings:
+                self.problems.append(Problem(caption, warning))
         assert self._parser is not None
-        self.sources[caption] = self._parser.parse(decoded.text)
+        return pack_ids(self._parser.parse_ids(decoded.text))
+
+    def _ids_valid(self) -> bool:
+        """Whether every packed id is one of the tag table's (the count of each id, which
+        this needs, is kept for `tag_counts`)."""
+        assert self._parser is not None
+        self._id_counts = counts = self._count_ids()
+        return not counts or max(counts) < len(self._parser.names)
+
+    def _count_ids(self) -> dict[int, int]:
+        """How many images have each tag id in their source, by first appearance."""
+        packed = b"".join(map(self._packed.__getitem__, (e.caption for e in self.images)))
+        return count_ids(packed)
+
+    @property
+    def sources(self) -> Mapping[str, tuple[str, ...]]:
+        """caption → its parsed source tags (the original's, or an adopted version's)."""
+        assert self._parser is not None
+        return _Sources(self._packed, self._parser.names)
+
+    def _source_of(self, caption: str) -> tuple[str, ...]:
+        packed = self._packed.get(caption)
+        if not packed:
+            return ()
+        assert self._parser is not None
+        return tuple(map(self._parser.names.__getitem__, unpack_ids(packed)))
 
     # ---- reading ----------------------------------------------------------------------------
 
     def caption_source(self, image: str) -> tuple[str, ...]:
         """The image's tags as its caption file holds them (the original, or adopted)."""
-        return self.sources.get(self.by_image[image].caption, ())
+        return self._source_of(self.by_image[image].caption)
 
     @property
     def has_scores(self) -> bool:
@@ -628,7 +875,7 @@ class Workspace:
         its tagger scores by the strategy's `[tagger]` table (`source`: auto = tagger tags
         where the image was tagged, caption tags elsewhere; tagger; caption; both = caption
         tags, then the tagger tags not already there)."""
-        caption_tags = self.sources.get(self.by_image[image].caption, ())
+        caption_tags = self._source_of(self.by_image[image].caption)
         if not self._score_keys:
             return caption_tags
         source = self.strategy.tagger.source
@@ -704,8 +951,13 @@ class Workspace:
                 tags = map(self.image_tags, (e.image for e in self.images))
             elif self._score_keys and self.strategy.tagger.source != "caption":
                 tags = map(self.source_tags, (e.image for e in self.images))
-            else:  # the common case, in C: every image's source as it is
-                tags = map(self.sources.__getitem__, (e.caption for e in self.images))
+            else:  # the common case, in C: every image's source as it is, as ids
+                assert self._parser is not None
+                names = self._parser.names
+                by_id = self._id_counts if self._id_counts is not None else self._count_ids()
+                self._id_counts = None
+                self._counts = Counter({names[i]: n for i, n in by_id.items()})
+                return self._counts
             self._counts = Counter(chain.from_iterable(tags))
         return self._counts
 

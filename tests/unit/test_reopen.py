@@ -1,0 +1,288 @@
+"""Reopening a dataset reads only the caption files that changed since the last open.
+
+The state keeps each caption's stat (size, mtime in ns, inode, mode), the digest of its bytes
+and its original's tags as interned ids (`files.seen`, `tag_names`). These tests count the
+files a reopen reads, check that a changed one is always read again (and an outside change
+still flagged), that an older state is migrated in place, and that tags are interned.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_dataset
+from tui.core import dataset as dataset_module
+from tui.core import workspace as workspace_module
+from tui.core.dataset import STATE_DIR
+from tui.core.store import STATE_FILE, STATE_SCHEMA, NewerStateError
+from tui.core.strategy import CaptionFormat, Strategy
+from tui.core.workspace import Workspace
+
+CAPTIONS = {
+    "a.png": None,
+    "a.txt": "smile, long_hair, blush\n",
+    "b.png": None,
+    "b.txt": "long hair, smile, open mouth\n",
+    "sub/c.png": None,
+    "sub/c.txt": "solo, smile\n",
+    "d.png": None,
+    "d.txt": "window, solo\n",
+}
+HOUR_AGO = time.time_ns() - 3600 * 10**9
+
+
+def backdate(root: Path) -> None:
+    """Files written by a test are seconds old: a reopen reads such racy files again, so the
+    tests that expect no read make them an hour old first."""
+    for path in root.rglob("*"):
+        if path.is_file() and STATE_DIR not in path.parts:
+            os.utime(path, ns=(HOUR_AGO, HOUR_AGO))
+
+
+@pytest.fixture
+def ds(tmp_path: Path) -> Path:
+    root = write_dataset(tmp_path / "ds", CAPTIONS)
+    backdate(root)
+    return root
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every caption file the workspace reads (by path relative to nothing: as given)."""
+    seen: list[str] = []
+    real = dataset_module.read_caption_stat
+
+    def counting(path: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        seen.append(os.path.basename(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workspace_module, "read_caption_stat", counting)
+    return seen
+
+
+def tags_of(ws: Workspace) -> dict[str, tuple[str, ...]]:
+    return {e.image: ws.image_tags(e.image) for e in ws.images}
+
+
+def test_a_reopen_reads_no_caption_when_nothing_changed(ds: Path, reads: list[str]) -> None:
+    with Workspace.open(ds) as ws:
+        first = tags_of(ws)
+        counts = ws.tag_counts()
+    assert sorted(reads) == ["a.txt", "b.txt", "c.txt", "d.txt"]
+    reads.clear()
+    with Workspace.open(ds) as ws:
+        assert tags_of(ws) == first
+        assert ws.tag_counts() == counts
+        assert not ws.changed_on_disk and not ws.problems
+    assert reads == []
+    with Workspace.open(ds, read_only=True) as ws:  # `tags`, `check`: the same, read-only
+        assert tags_of(ws) == first
+    assert reads == []
+
+
+def test_a_reopen_reads_exactly_the_files_whose_stat_changed(ds: Path, reads: list[str]) -> None:
+    with Workspace.open(ds):
+        pass
+    a, b, c = ds / "a.txt", ds / "b.txt", ds / "sub/c.txt"
+    later = HOUR_AGO + 10**9
+    os.utime(a, ns=(later, later))  # touched: same bytes, new mtime
+    b.write_text("long hair, smile, closed mouth, hat\n")  # new size
+    os.utime(b, ns=(later, later))
+    # Same bytes and mtime, but a new file (an editor's save-and-rename): a new inode.
+    data = c.read_bytes()
+    (ds / "sub/c.tmp").write_bytes(data)
+    os.replace(ds / "sub/c.tmp", c)
+    os.utime(c, ns=(HOUR_AGO, HOUR_AGO))
+    reads.clear()
+    with Workspace.open(ds) as ws:
+        assert sorted(reads) == ["a.txt", "b.txt", "c.txt"]
+        # b.txt changed before any save: it is a new original, so its tags are the new ones.
+        assert ws.image_tags("sub/c.png") == ("solo", "smile")
+        assert ws.image_tags("a.png") == ("smile", "long hair", "blush")
+    reads.clear()
+    with Workspace.open(ds):
+        pass
+    assert reads == []  # what changed was recorded: read once, not at every open
+
+
+def test_new_and_vanished_files_on_reopen(ds: Path, reads: list[str]) -> None:
+    with Workspace.open(ds):
+        pass
+    write_dataset(ds, {"e.png": None, "e.txt": "hat, smile\n"})
+    backdate(ds)
+    (ds / "d.png").unlink()
+    (ds / "d.txt").unlink()
+    reads.clear()
+    with Workspace.open(ds) as ws:
+        assert reads == ["e.txt"]
+        assert ws.image_tags("e.png") == ("hat", "smile")
+        assert "d.png" not in ws.by_image
+        assert any(p.path == "d.txt" and "gone" in p.message for p in ws.problems)
+        assert ws.tag_counts()["smile"] == 4
+
+
+def test_an_outside_change_is_flagged_after_cached_reopens(ds: Path, reads: list[str]) -> None:
+    with Workspace.open(ds) as ws:
+        ws.use_strategy(Strategy(name="kd", trigger="kd"))
+        assert len(ws.apply().written) == 4
+    backdate(ds)  # our own writes are seconds old: made old, so the next open trusts them
+    with Workspace.open(ds):
+        pass
+    reads.clear()
+    with Workspace.open(ds) as ws:  # every stat as recorded: nothing read, nothing flagged
+        assert reads == [] and not ws.changed_on_disk
+        assert ws.image_tags("b.png") == ("long hair", "smile", "open mouth")
+        assert not ws.will_change("b.png")
+    (ds / "b.txt").write_text("kd, hat\n")  # another tool
+    with Workspace.open(ds) as ws:
+        assert reads == ["b.txt"]
+        assert ws.changed_on_disk == {"b.txt"}
+        assert ws.is_changed_on_disk("b.png")
+        report = ws.apply()
+        assert "b.txt" in {c for c, _ in report.failed}
+    assert (ds / "b.txt").read_text() == "kd, hat\n"  # never overwritten silently
+    with Workspace.open(ds) as ws:  # still flagged on the next open, cached or not
+        assert ws.changed_on_disk == {"b.txt"}
+
+
+def test_a_change_in_the_same_tick_as_the_read_is_seen_next_time(tmp_path: Path) -> None:
+    """A file read seconds after it was written could be changed again in the same mtime
+    tick, keeping size and mtime: its stat is not trusted, so the next open reads it."""
+    root = write_dataset(tmp_path / "ds", CAPTIONS)
+    with Workspace.open(root) as ws:
+        ws.use_strategy(Strategy(name="kd", trigger="kd"))
+        ws.apply()
+    path = root / "a.txt"
+    st = path.stat()
+    data = path.read_bytes()
+    changed = data.replace(b"kd", b"xx")
+    assert len(changed) == len(data) and changed != data
+    path.write_bytes(changed)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime
+    with Workspace.open(root) as ws:
+        assert ws.changed_on_disk == {"a.txt"}
+
+
+def test_a_file_rewritten_with_its_mtime_kept_is_the_accepted_blind_spot(ds: Path) -> None:
+    """Documented (README): same size, same mtime, same inode: trusted to be unchanged."""
+    with Workspace.open(ds):
+        pass
+    path = ds / "d.txt"
+    st = path.stat()
+    with open(path, "r+b") as fh:  # in place: the inode stays
+        fh.write(b"wombat")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with Workspace.open(ds) as ws:
+        assert ws.image_tags("d.png") == ("window", "solo")
+
+
+def test_interned_tags_are_one_string_object(ds: Path) -> None:
+    for _ in range(2):  # a first open parses, the reopen reads the kept ids
+        with Workspace.open(ds) as ws:
+            a, b = ws.image_tags("a.png"), ws.image_tags("b.png")
+            # "long_hair" and "long hair" are one tag, and one object
+            assert a[1] == b[0] == "long hair" and a[1] is b[0]
+            assert a[0] is b[1] is ws.image_tags("sub/c.png")[1]
+            assert ws.sources["a.txt"][0] is ws.sources["b.txt"][1]
+
+
+def _downgrade_to_schema_1(root: Path) -> None:
+    """The state as lora-curator with schema 1 left it: no `seen`, no tag table."""
+    conn = sqlite3.connect(root / STATE_DIR / STATE_FILE, isolation_level=None)
+    conn.execute("ALTER TABLE files DROP COLUMN seen")
+    conn.execute("DROP TABLE tag_names")
+    conn.execute("DELETE FROM meta WHERE key = 'tag_parser'")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    conn.close()
+
+
+def _schema(root: Path) -> str:
+    conn = sqlite3.connect(root / STATE_DIR / STATE_FILE)
+    try:
+        return conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_an_older_state_is_migrated_in_place(ds: Path, reads: list[str]) -> None:
+    with Workspace.open(ds) as ws:
+        ws.set_buckets([("smile", "context")])
+        ws.set_trigger("kd")
+        ws.use_strategy(ws.strategy)
+        ws.apply()
+        ws.edit_image_tags("a.png", remove=["blush"])
+        expected = tags_of(ws)
+        cursor = ws.store.cursor()
+    backdate(ds)
+    _downgrade_to_schema_1(ds)
+    state = ds / STATE_DIR / STATE_FILE
+    before = state.read_bytes()
+    with Workspace.open(ds, read_only=True) as ws:  # read-only: read as it is, not changed
+        assert tags_of(ws) == expected
+    assert state.read_bytes() == before and _schema(ds) == "1"
+    reads.clear()
+    with Workspace.open(ds) as ws:
+        assert tags_of(ws) == expected
+        assert ws.store.cursor() == cursor and ws.strategy.bucket_of("smile") == "context"
+        assert not ws.changed_on_disk
+        assert len(reads) == 4
+    assert _schema(ds) == str(STATE_SCHEMA)
+    reads.clear()
+    with Workspace.open(ds) as ws:
+        assert tags_of(ws) == expected and not ws.changed_on_disk
+        assert ws.undo() and "blush" in ws.image_tags("a.png")
+    assert reads == []
+
+
+def test_a_newer_state_is_still_refused(ds: Path) -> None:
+    with Workspace.open(ds):
+        pass
+    conn = sqlite3.connect(ds / STATE_DIR / STATE_FILE, isolation_level=None)
+    conn.execute(f"UPDATE meta SET value = '{STATE_SCHEMA + 1}' WHERE key = 'schema'")
+    conn.close()
+    with pytest.raises(NewerStateError):
+        Workspace.open(ds)
+
+
+def test_damaged_kept_tags_are_ignored_not_trusted(ds: Path, reads: list[str]) -> None:
+    with Workspace.open(ds) as ws:
+        expected = tags_of(ws)
+    conn = sqlite3.connect(ds / STATE_DIR / STATE_FILE, isolation_level=None)
+    # ids past the end of the tag table, and a `seen` cut short
+    (seen,) = conn.execute("SELECT seen FROM files WHERE caption = 'a.txt'").fetchone()
+    conn.execute("UPDATE files SET seen = ? WHERE caption = 'a.txt'", (seen + b"\xff\xff\xff\x7f",))
+    conn.execute("UPDATE files SET seen = substr(seen, 1, 7) WHERE caption = 'b.txt'")
+    conn.close()
+    reads.clear()
+    with Workspace.open(ds) as ws:
+        assert tags_of(ws) == expected
+        assert not ws.problems
+    assert set(reads) == {"a.txt", "b.txt", "c.txt", "d.txt"}  # read as a first open
+    reads.clear()
+    with Workspace.open(ds) as ws:
+        assert tags_of(ws) == expected
+    assert reads == []  # and recorded again
+
+
+def test_another_underscore_rule_parses_again(ds: Path) -> None:
+    with Workspace.open(ds) as ws:
+        assert "long hair" in ws.image_tags("a.png")
+    keep = Strategy(name="keep", caption=CaptionFormat(underscores="keep"))
+    with Workspace.open(ds, strategy=keep) as ws:
+        assert ws.image_tags("a.png") == ("smile", "long_hair", "blush")
+    with Workspace.open(ds) as ws:
+        assert ws.image_tags("a.png") == ("smile", "long hair", "blush")
+
+
+def test_a_warning_of_a_caption_is_given_at_every_open(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path / "ds", {"a.png": None, "a.txt": b"caf\xe9, smile\n"})
+    backdate(root)
+    for _ in range(2):
+        with Workspace.open(root) as ws:
+            assert ws.image_tags("a.png") == ("café", "smile")
+            assert any("not UTF-8" in p.message for p in ws.problems)
