@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine import (
     HUGE,
     backdate,
+    current_rss_mb,
     make_dataset,
     make_or_reuse,
     make_strategy,
@@ -65,18 +66,6 @@ PAUSE_SECONDS = 2.0  # longer than the app's IDLE_GC_SECONDS
 # One cycle of keys: next image, bucket keys, cursor down, the dataset view and back.
 CYCLE = ("right_square_bracket", "1", "2", "j", "3", "v", "4", "v", "0", "1")
 VARIANTS = ("no idle gc", "as shipped")
-
-
-def current_rss_mb() -> float:
-    """This process's resident set size now (VmRSS), in MB; 0 where /proc has none."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 async def session(root: Path, keys: int, every: int, idle_gc: bool) -> list[dict[str, float]]:

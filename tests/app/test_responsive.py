@@ -96,6 +96,30 @@ async def test_the_file_list_works_while_the_rest_of_opening_runs(
         assert 0 < len(app.files.rows) < 12
 
 
+async def test_the_status_bar_names_the_phase_of_opening_as_the_command_line_does(
+    dataset: Path, monkeypatch
+) -> None:
+    release = threading.Event()
+    real_open = app_module.Workspace.open
+
+    def slow_open(root, **kwargs):  # reads 5 of 10 captions, then waits for the test
+        kwargs["progress"]("read", 5, 10)
+        assert release.wait(20)
+        return real_open(root, **kwargs)
+
+    monkeypatch.setattr(app_module.Workspace, "open", slow_open)
+    app = CuratorApp(dataset)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if "reading" in status_of(app):
+                break
+        assert "opening … 5/10 reading captions" in status_of(app)
+        release.set()
+        await settle(pilot, app)
+        assert len(app.files.rows) == 12
+
+
 @pytest.mark.parametrize("worker", [False, True], ids=["on the UI thread", "in a worker"])
 async def test_the_filter_shows_the_full_query_result_however_it_was_typed(
     dataset: Path, worker: bool

@@ -63,6 +63,7 @@ from tui.core.suggest import suggest_buckets
 from tui.core.text import is_safe, safe_text
 from tui.core.tokens import load_counter
 from tui.core.workspace import Workspace
+from tui.progress import describe
 
 # Full garbage collections wait for this long a pause in typing (one costs 15-50 ms at 100k
 # images). Without them the cyclic garbage of each key is never reclaimed: bench/memory.py
@@ -105,15 +106,21 @@ EDIT_ACTIONS = {
     "rename_tag",
     "merge_tag",
 }
-# The phases of opening, as the status bar names them (Workspace.open's, then the app's).
+# The app's own phases of opening, as the status bar names them; Workspace.open's (scan,
+# read) are named as the command line's progress names them (tui/progress.py).
 OPEN_PHASES = {
-    "scan": "files found",
-    "read": "captions read",
     "tidy": "almost open",
     "counts": "counting tags",
     "implied": "finding implied tags",
     "index": "indexing for queries",
 }
+
+
+def phase_label(phase: str) -> str:
+    """What the status bar calls a phase of opening."""
+    return OPEN_PHASES.get(phase) or describe(phase)[0]
+
+
 # How far below the general threshold a tag is shown as a candidate in the image view.
 CANDIDATE_MARGIN = 0.10
 
@@ -271,10 +278,10 @@ class CuratorApp(App[int]):
 
     def on_open_progress(self, message: OpenProgress) -> None:
         if self.ws is not None and self.busy is Busy.LOADING:  # the files are shown already
-            self.loading_phase = OPEN_PHASES.get(message.phase, message.phase)
+            self.loading_phase = phase_label(message.phase)
             self._update_status()
             return
-        label = OPEN_PHASES.get(message.phase, message.phase)
+        label = phase_label(message.phase)
         done, total = message.done, message.total
         shown = f"{done:,}/{total:,} " if total else f"{done:,} " if done else ""
         self._set_status(Text(f"opening … {shown}{label}"))

@@ -240,6 +240,23 @@ def _tick(progress: Progress | None, phase: str, done: int, total: int) -> None:
         progress(phase, done, total)
 
 
+def _each_file(
+    fn: Callable[[_T], str],
+    plan: list[_T],
+    outcome: list[str | None],
+    progress: Progress | None,
+    phase: str,
+    workers: int,
+) -> None:
+    """`fn` on every file of `plan` in parallel, each result ("" or why not) in `outcome` at
+    the file's index as soon as it ends (so an interrupted run knows what was done)."""
+    _tick(progress, phase, 0, len(plan))
+    with closing(_in_parallel(fn, plan, workers)) as results:
+        for n, (i, why) in enumerate(results, start=1):
+            outcome[i] = why
+            _tick(progress, phase, n, len(plan))
+
+
 def apply(
     ws: Workspace,
     overwrite_changed: bool = False,
@@ -390,12 +407,8 @@ def _write(
     if store is not None:
         store.set_pending((c, content_hash(d)) for c, _, d in plan)
     outcome: list[str | None] = [None] * len(plan)  # None: not (known to be) attempted
-    _tick(progress, "write", 0, len(plan))
     try:
-        with closing(_in_parallel(_write_one, plan, workers)) as written:
-            for n, (i, why) in enumerate(written, start=1):
-                outcome[i] = why
-                _tick(progress, "write", n, len(plan))
+        _each_file(_write_one, plan, outcome, progress, "write", workers)
     except BaseException:
         # Interrupted (Ctrl-C): what is known to be written is recorded; a file whose write
         # was running stays pending (its old or its new bytes: the next open tells).
@@ -510,12 +523,8 @@ def restore(
         return ""
 
     outcome: list[str | None] = [None] * len(plan)
-    _tick(progress, "restore", 0, len(plan))
     try:
-        with closing(_in_parallel(put_back, plan, workers)) as put:
-            for n, (i, why) in enumerate(put, start=1):
-                outcome[i] = why
-                _tick(progress, "restore", n, len(plan))
+        _each_file(put_back, plan, outcome, progress, "restore", workers)
     finally:
         # Recorded even when interrupted: a file put back and not recorded would read as
         # changed by another tool at the next open.
