@@ -345,7 +345,7 @@ class CuratorApp(App[int]):
             )
             phase("index")
             index = workspace_index(ws)
-        except Exception as exc:  # the files stay shown; the user is told what failed
+        except Exception as exc:  # nothing is edited yet (edits wait): say why and leave
             self.post_message(OpenFailed(f"{ws.root}: cannot finish loading: {exc}"))
             return
         self.post_message(
