@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import engine_version, filesystem_of, make_dataset, make_strategy
+from engine import Row, engine_version, filesystem_of, make_dataset, make_strategy, print_table
 
 from tui.core import writeback
 from tui.core.workspace import Workspace
@@ -117,25 +117,20 @@ def main(argv: list[str] | None = None) -> None:
             restored = timed(restore_all, args.runs, before=lambda: writeback.apply(ws))
             writeback.restore(ws)
 
-    rows = [
-        ("floor: write", floor, "-", "-"),
-        ("apply all", applied, f"<= {TARGET_RATIO:g}x", applied <= TARGET_RATIO * floor),
-        ("restore all", restored, "-", "-"),
-    ]
-    table = [["step", "median", "vs floor", "target", "met"]]
-    for step, value, target, met in rows:
-        shown = met if isinstance(met, str) else ("yes" if met else "NO")
-        table.append([step, f"{value:.3f} s", f"{value / floor:.2f}x", target, shown])
-    widths = [max(len(r[i]) for r in table) for i in range(5)]
     print()
-    for j, line in enumerate(table):
-        cells = [
-            c.ljust(w) if i in (0, 3) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+    print_table(
+        [
+            Row("floor: write", floor, floor=floor),
+            Row(
+                "apply all",
+                applied,
+                floor=floor,
+                target=f"<= {TARGET_RATIO:g}x",
+                met=applied <= TARGET_RATIO * floor,
+            ),
+            Row("restore all", restored, floor=floor),
         ]
-        print("  ".join(cells).rstrip())
-        if j == 0:
-            print("  ".join("-" * w for w in widths))
+    )
 
 
 if __name__ == "__main__":
