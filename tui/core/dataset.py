@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
+import re
 import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import islice, repeat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,6 +41,10 @@ class ScanResult:
     problems: list[tuple[str, str]] = field(default_factory=list)
     temp_files: list[str] = field(default_factory=list)  # left by an interrupted save
     special: set[str] = field(default_factory=set)  # captions that are FIFOs, sockets, devices
+    # What the next scan may reuse instead of listing the folders again (`reuse_listing`):
+    # None when this scan cannot be reused (see `scan_dataset`).
+    listing: str | None = None
+    reused: bool = False  # this result is a reused listing: no folder was listed
 
 
 class DatasetError(Exception):
@@ -172,13 +179,29 @@ def scan_dataset(
     root: str | os.PathLike[str],
     caption_extension: str = ".txt",
     progress: Callable[[int], None] | None = None,
+    reuse: str | None = None,
 ) -> ScanResult:
     """Find every image below `root` (recursively, skipping dot-folders) and pair it by stem
     with its caption file. Never raises for what it finds: loops, unreadable folders, captions
-    without images and stem collisions are reported in the result."""
+    without images and stem collisions are reported in the result.
+
+    `reuse` is the `listing` of an earlier scan: when no folder it listed has changed since
+    (see `reuse_listing`), its result is returned without listing anything."""
     root_path = check_root(root)
+    if reuse is not None:
+        kept = reuse_listing(root_path, caption_extension, reuse)
+        if kept is not None:
+            if progress is not None:
+                progress(len(kept.images))
+            return kept
+    started = time.time_ns()
     result = ScanResult(root=root_path)
     optional: dict[str, bool] = {}
+    # Every folder listed, with its stat: the listing is reused while none of them changed.
+    folders: list[tuple[str, int, int, int, int]] = []
+    # Whether the listing may be reused: not when something in it is a symlink (what it
+    # leads to can change with no folder changing) or a folder could not be read.
+    reusable = True
     # stem key (relative, no extension) → the first image / all images (when several) found
     first_image: dict[str, str] = {}
     more_images: dict[str, list[str]] = {}
@@ -197,12 +220,16 @@ def scan_dataset(
             st = os.stat(folder)
         except OSError as exc:
             result.problems.append((rel or ".", f"cannot read folder: {exc.strerror}"))
+            reusable = False
             continue
         ident = (st.st_dev, st.st_ino)
         if ident in visited:
             result.problems.append((rel, "symlink loop (or folder linked twice): skipped"))
+            reusable = False
             continue
         visited.add(ident)
+        folders.append((rel, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
+        problems_before = len(result.problems)
         entries = _listing(folder, rel, result.problems)
         prefix = f"{rel}/" if rel else ""
         # The hot loop of opening a dataset (two entries per image): the entry's type comes
@@ -219,7 +246,10 @@ def scan_dataset(
                     kind = kinds[ext] = _kind_of(ext, caption_extension, optional)
             if kind == "image":
                 try:
-                    plain = entry.is_file()  # a folder never is; a link to a file is
+                    plain = entry.is_file(follow_symlinks=False)
+                    if not plain and entry.is_symlink():
+                        reusable = False
+                        plain = entry.is_file()  # a link to a file is listed as one
                 except OSError as exc:  # e.g. a link to itself
                     result.problems.append(
                         (prefix + name, f"cannot read ({exc.strerror}): skipped")
@@ -244,6 +274,8 @@ def scan_dataset(
                     captions[prefix + name[: -len(caption_extension)]] = prefix + name
                     continue
             try:
+                if entry.is_symlink():
+                    reusable = False
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
@@ -264,6 +296,10 @@ def scan_dataset(
                     pass
             elif name[0] == "." and is_temp_file(name):
                 result.temp_files.append(prefix + name)
+        if len(result.problems) > problems_before and any(
+            msg.startswith("cannot read folder") for _, msg in result.problems[problems_before:]
+        ):
+            reusable = False  # the listing stopped part way
 
     new_entry = tuple.__new__  # ImageEntry(...) without the Python-level __new__
     images = result.images
@@ -276,9 +312,7 @@ def scan_dataset(
         if names is None:
             images.append(new_entry(ImageEntry, (first_image[stem], caption, exists)))
             if not exists:
-                result.problems.append(
-                    (first_image[stem], f"no caption file ({caption}): no source tags")
-                )
+                result.problems.append((first_image[stem], _NO_CAPTION.format(caption)))
             continue
         names.sort()
         result.collisions[caption] = names
@@ -292,13 +326,129 @@ def scan_dataset(
         for name in names:
             images.append(new_entry(ImageEntry, (name, caption, exists)))
             if not exists:
-                result.problems.append((name, f"no caption file ({caption}): no source tags"))
+                result.problems.append((name, _NO_CAPTION.format(caption)))
     result.images.sort()  # by image: the first field, and no two images are the same
     result.orphan_captions = sorted(captions.values())
     for caption in result.orphan_captions:
         result.problems.append((caption, "caption without image: ignored"))
     if progress is not None:
         progress(found)
+    if (
+        reusable
+        and not result.collisions
+        and not result.temp_files
+        # A folder changed this recently may change again within its mtime's tick (a later
+        # change gives it another mtime; putting the mtime back changes its ctime).
+        and all(f[3] < started - RACY_NS for f in folders)
+    ):
+        result.listing = _dump_listing(result, caption_extension, optional, folders)
+    return result
+
+
+# A file or folder changed less than this before it was read may change again within the same
+# timestamp tick and keep its stat: it is read (listed) again next time.
+RACY_NS = 2_000_000_000
+_LISTING_VERSION = 1
+_NO_CAPTION = "no caption file ({}): no source tags"
+# A name's extension in names joined by NUL: from its last dot to its end.
+_EXTENSION = re.compile(r"\.[^./\0]*(?=\0|$)")
+
+
+def _dump_listing(
+    result: ScanResult,
+    caption_extension: str,
+    optional: dict[str, bool],
+    folders: list[tuple[str, int, int, int, int]],
+) -> str:
+    """A scan's result as text (JSON; names joined by NUL, which no name holds)."""
+    walk = len(result.problems) - len(result.orphan_captions)
+    missing = [e.image for e in result.images if not e.caption_exists]
+    walk -= len(missing)
+    return json.dumps(
+        {
+            "version": _LISTING_VERSION,
+            "extension": caption_extension,
+            "optional": optional,
+            "folders": folders,
+            "images": "\0".join(e.image for e in result.images),
+            # Images without a caption, in the order their problems were reported.
+            "missing": "\0".join(p for p, _ in result.problems[walk : walk + len(missing)]),
+            "problems": result.problems[:walk],
+            "orphans": result.orphan_captions,
+            "special": sorted(result.special),
+        },
+        separators=(",", ":"),
+    )
+
+
+def _names(text: object) -> list[str]:
+    """Names a listing joined by NUL, when each is one a scan could have found: relative,
+    not empty, no `..` part (checked on the joined text: a listing holds a million names)."""
+    if not isinstance(text, str):
+        raise ValueError("not text")
+    if not text:
+        return []
+    if text[0] in "/\0" or text[-1] == "\0" or "\0\0" in text or "\0/" in text:
+        raise ValueError("a name that is empty or absolute")
+    names = text.split("\0")
+    if ".." in text and any(".." in name.split("/") for name in names):
+        raise ValueError("a name that leaves the dataset")
+    return names
+
+
+def reuse_listing(root: Path, caption_extension: str, listing: str) -> ScanResult | None:
+    """The scan a `ScanResult.listing` kept, when every folder it listed is still what was
+    listed (device, inode, mtime and ctime: adding, removing or renaming an entry changes
+    its folder's mtime, and putting an mtime back changes the ctime). None when a folder
+    changed, or the text is not a listing of this extension (a cache: a bad one is never
+    trusted, only ignored)."""
+    try:
+        data = json.loads(listing)
+        if data.get("version") != _LISTING_VERSION or data["extension"] != caption_extension:
+            return None
+        for ext, opens in data["optional"].items():
+            if ext not in OPTIONAL_EXTENSIONS or _pillow_opens(OPTIONAL_EXTENSIONS[ext]) != opens:
+                return None
+        folders = data["folders"]
+        if not folders or folders[0][0] != "":
+            return None
+        _names("\0".join(f[0] for f in folders[1:]))
+        for rel, dev, ino, mtime, ctime in folders:
+            try:
+                st = os.stat(f"{root}/{rel}" if rel else root)
+            except OSError:
+                return None
+            if (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns) != (dev, ino, mtime, ctime):
+                return None
+        images = _names(data["images"])
+        missing = _names(data["missing"])
+        problems = [(p, m) for p, m in data["problems"] if isinstance(m, str)]
+        orphans = data["orphans"]
+        special = data["special"]
+        _names("\0".join([*orphans, *special, *(p for p, _ in problems)]))
+        absent = set(missing)
+        if len(problems) != len(data["problems"]) or (absent and not absent.issubset(images)):
+            return None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+    result = ScanResult(root=root, listing=listing, reused=True)
+    # A caption pairs by stem: the image's name without its extension, then the caption's
+    # (replaced in the joined names at once: the extension is what follows the last dot).
+    ext = caption_extension.replace("\\", "\\\\")
+    captions = _EXTENSION.sub(ext, data["images"]).split("\0")
+    exists = repeat(True) if not absent else [image not in absent for image in images]
+    # ImageEntry(...) without the Python-level __new__: a million of them.
+    result.images = list(
+        map(tuple.__new__, repeat(ImageEntry), zip(images, captions, exists, strict=False))
+    )
+    result.problems = problems
+    result.problems.extend(
+        (image, _NO_CAPTION.format(image[: image.rfind(".")] + caption_extension))
+        for image in missing
+    )
+    result.orphan_captions = list(orphans)
+    result.problems.extend((c, "caption without image: ignored") for c in orphans)
+    result.special = set(special)
     return result
 
 

@@ -711,6 +711,18 @@ class Store:
                     f"the copy of the original of {_shown(caption)!r} does not match its digest"
                 )
 
+    def listing(self) -> str | None:
+        """The scan of the dataset's folders kept by the last open (`save_scan`), for the
+        scan to reuse while no folder changed; None when none is kept or it cannot be read
+        (a cache: never needed)."""
+        if self.schema < 2:
+            return None
+        try:
+            value = self.meta("listing")
+        except StateError:
+            return None
+        return value if isinstance(value, str) else None
+
     def tag_names(self, signature: str) -> list[str] | None:
         """The tag table the `seen` rows' ids index, when it was made by a parser of this
         `signature` (None otherwise, or when it is not a table of ids 0..n-1)."""
@@ -735,19 +747,36 @@ class Store:
         first_id: int,
         signature: str,
         background: bool = False,
+        listing: str | None = None,
     ) -> None:
         """After an open: snapshot the caption files seen for the first time (caption,
         bytes, their hash, seen), and record what was seen of the others (caption, seen).
 
         `names` are the tags from id `first_id` on, which the seen rows use; `first_id` 0
         replaces the tag table (the parser changed: every other seen row is forgotten).
-        `background` as for `add_originals`: on a thread, in chunks."""
+        `listing` is the scan to keep for the next open (see `listing`; "" forgets the kept
+        one, None leaves it). `background` as for `add_originals`: on a thread, in chunks."""
         if self.read_only:
             return
         rows = [(path_key(c), data, digest, digest, s) for c, data, digest, s in originals]
         updates = [(s, path_key(c)) for c, s in seen]
-        if not (rows or updates or names or first_id == 0):
+        if not (rows or updates or names or first_id == 0 or listing is not None):
             return
+
+        def record_listing(bg: bool) -> None:
+            if listing is None:
+                return
+            with (
+                self._gate.hold(self.path, background=bg),
+                self._guard("cannot record the folders' listing"),
+            ):
+                if listing:
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('listing', ?)",
+                        (listing,),
+                    )
+                else:
+                    self.conn.execute("DELETE FROM meta WHERE key = 'listing'")
 
         def record_names(bg: bool) -> None:
             if not (names or first_id == 0):
@@ -791,6 +820,8 @@ class Store:
                     "cannot record what was seen on disk",
                     bg,
                 )
+            with suppress(StateError), self._impatient():
+                record_listing(bg)
 
         self._start(run, background)
 

@@ -26,6 +26,7 @@ from tui.core.captions import TagParser, decode_caption, normalize_tag
 from tui.core.dataset import (
     IMAGE_EXTENSIONS,
     MAX_CAPTION_BYTES,
+    RACY_NS,
     STATE_DIR,
     CaptionRefused,
     ImageEntry,
@@ -97,9 +98,6 @@ __all__ = [
 Progress = Callable[[str, int, int], None]
 
 
-# A caption file changed this recently before it is read may change again within the same
-# timestamp tick, keeping its stat: its stat is not kept, so the next open reads it again.
-_RACY_NS = 2_000_000_000
 _STAT_END = SEEN_STAT_SIZE
 _DIGEST_END = SEEN_STAT_SIZE + 16
 
@@ -262,6 +260,7 @@ class Workspace:
         self.state = state
         self.has_strategy = has_strategy
         self.scan: ScanResult = ScanResult(root=root)
+        self._listing: str | None = None  # the scan to keep for the next open (see `_load`)
         self.images: list[ImageEntry] = []
         self.by_image: dict[str, ImageEntry] = {}
         # caption → its source tags (`sources`) as ids of the parser's tag table, 4 bytes each.
@@ -358,7 +357,11 @@ class Workspace:
     def _load(self, progress: Progress | None) -> None:
         fmt = self.strategy.caption
         scan_progress = (lambda n: progress("scan", n, 0)) if progress else None
-        self.scan = scan = scan_dataset(self.root, fmt.extension, scan_progress)
+        store = self.store
+        kept = store.listing() if store is not None else None
+        self.scan = scan = scan_dataset(self.root, fmt.extension, scan_progress, reuse=kept)
+        # The listing kept for the next open ("": none to keep); a reused one stays.
+        self._listing = None if scan.reused else (scan.listing or ("" if kept else None))
         self.images = scan.images
         self.by_image = {e.image: e for e in scan.images}
         self.problems = [Problem(path, msg) for path, msg in scan.problems]
@@ -460,7 +463,7 @@ class Workspace:
         disk_hash = self.disk_hash
         # A file changed less than this before it was read could change again within the
         # same timestamp tick and keep its stat: it is read again next time.
-        racy = time.time_ns() - _RACY_NS
+        racy = time.time_ns() - RACY_NS
         new_files: list[tuple[str, bytes | None, bytes | None, bytes | None]] = []
         seen_rows: list[tuple[str, bytes | None]] = []
         need_original: list[str] = []
@@ -600,6 +603,7 @@ class Workspace:
                 first_id,
                 signature,
                 background=True,
+                listing=self._listing,
             )
         present = self._caption_set
         for caption in sorted(set(rows) - present):
