@@ -29,6 +29,7 @@ from tui.core.text import safe_text
 PHASES: dict[str, tuple[str, str]] = {
     "scan": ("scanning the dataset", "files"),
     "read": ("reading captions", "captions"),
+    "changed": ("finding changed captions", "captions"),  # a reopen: one stat per caption
     "render": ("rendering captions", "captions"),
     "check": ("checking captions", "files"),
     "write": ("writing captions", "files"),

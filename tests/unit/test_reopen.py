@@ -286,3 +286,14 @@ def test_a_warning_of_a_caption_is_given_at_every_open(tmp_path: Path) -> None:
         with Workspace.open(root) as ws:
             assert ws.image_tags("a.png") == ("café", "smile")
             assert any("not UTF-8" in p.message for p in ws.problems)
+
+
+def test_a_reopen_says_it_finds_changed_captions_not_that_it_reads_them(ds: Path) -> None:
+    def phases_of_open() -> set[str]:
+        seen: set[str] = set()
+        Workspace.open(ds, progress=lambda phase, done, total: seen.add(phase)).close()
+        return seen
+
+    assert "read" in phases_of_open()  # the first open reads every caption
+    again = phases_of_open()
+    assert "changed" in again and "read" not in again

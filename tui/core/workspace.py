@@ -476,7 +476,8 @@ class Workspace:
         get_row = rows.get
         for i, caption in enumerate(captions):
             if progress is not None and (i % 1000 == 0 or i == total - 1):
-                progress("read", i + 1, total)
+                # A reopen only looks at each file's stat: reading is for what changed.
+                progress("changed" if use_seen else "read", i + 1, total)
             row = get_row(caption)
             seen = row[4] if row is not None and use_seen else None
             data: bytes | None = None
