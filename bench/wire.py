@@ -23,8 +23,9 @@ drawings). Nothing is mocked and nothing is answered on the terminal's behalf.
   debounce, so the third image's preview is not prefetched), minus two `]` the same way
   (both prefetched) in the same launch: the "loading…" frame and the preview drawn.
 - `j` in the file list: the cursor moves to the next image (its preview cached, too).
-- `1` on the tag list (`tab` first, not counted): the highlighted tag to trait; the cursor
-  moves to the next unsorted tag.
+- `tab`: the focus from the file list to the tag list (both borders and cursors change).
+- `1` on the tag list (after that `tab`): the highlighted tag to trait; the cursor moves to
+  the next unsorted tag.
 
 Floors, measured in the same run: "cells" is the screen's cells as plain characters
 (width x height bytes, a full repaint without colour); "pixels" is the lossless minimal
@@ -216,6 +217,7 @@ class Case:
     cached: list[int] = field(default_factory=list)
     uncached: list[int] = field(default_factory=list)
     j: list[int] = field(default_factory=list)
+    tab: list[int] = field(default_factory=list)
     bucket: list[int] = field(default_factory=list)
 
 
@@ -234,7 +236,7 @@ def launch(dataset: Path, size: tuple[int, int], colour: str, args, case: Case) 
         case.cached += [term.press("]") for _ in range(args.presses)]
         term.press("g")
         case.j += [term.press("j") for _ in range(args.presses)]
-        term.press("\t")  # the tag list
+        case.tab.append(term.press("\t"))  # the tag list
         case.bucket += [term.press("1") for _ in range(args.presses)]
     finally:
         term.close()
@@ -349,7 +351,7 @@ def main() -> None:
         )
         head = (
             f"{'dataset':<7} {'size':>6} {'colour':>9} | {'start':>6} {'] cached':>8} "
-            f"{'] cold':>7} {'j':>6} {'1':>6} | {'cells':>6} {'pixels':>6} | "
+            f"{'] cold':>7} {'j':>6} {'tab':>6} {'1':>6} | {'cells':>6} {'pixels':>6} | "
             f"{']/cells':>7} {']/pixels':>8}"
         )
         print(head)
@@ -371,6 +373,7 @@ def main() -> None:
                         f"{kib(statistics.median(case.start)):>6} {kib(cached):>8} "
                         f"{kib(statistics.median(case.uncached)):>7} "
                         f"{kib(statistics.median(case.j)):>6} "
+                        f"{kib(statistics.median(case.tab)):>6} "
                         f"{kib(statistics.median(case.bucket)):>6} | "
                         f"{kib(cells):>6} {kib(pixels) if pixels else '-':>6} | "
                         f"{cached / cells:>7.2f} "

@@ -241,6 +241,43 @@ async def test_a_bucket_key_redraws_only_the_tag_rows_that_changed(dataset: Path
         assert sorted(drawn) == sorted({before, tags.cursor})
 
 
+async def test_tab_redraws_the_two_lists_and_never_the_whole_screen(
+    dataset: Path, monkeypatch
+) -> None:
+    from textual._compositor import Compositor
+
+    app = CuratorApp(dataset)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, preview=True)
+        full: list[bool] = []
+        real_full = Compositor.render_full_update
+
+        def full_update(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            full.append(True)
+            return real_full(self, *args, **kwargs)
+
+        monkeypatch.setattr(Compositor, "render_full_update", full_update)
+        drawn: dict[str, int] = {"files": 0, "tags": 0, "preview": 0}
+        for name, widget in (
+            ("files", app.files),
+            ("tags", app.tags),
+            ("preview", app.preview.pixels),
+        ):
+            real = widget.render_line
+
+            def counted(y: int, name=name, real=real):  # type: ignore[no-untyped-def]
+                drawn[name] += 1
+                return real(y)
+
+            widget.render_line = counted  # type: ignore[method-assign]
+        await pilot.press("tab")
+        await pilot.pause()
+        assert app.focused is app.tags
+        # Both lists change their border and cursor; the picture, caption and status do not.
+        assert drawn["files"] and drawn["tags"] and drawn["preview"] == 0
+        assert not full  # (Textual's screen would repaint everything on a focus change)
+
+
 def test_found_rows_read_from_a_bytemap_are_the_list_of_what_was_found(monkeypatch) -> None:
     monkeypatch.setattr(FoundRows, "BLOCK", 8)  # many blocks, so their edges are crossed
     rng = random.Random(3)

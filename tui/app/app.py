@@ -21,8 +21,10 @@ from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal
 from textual.notifications import SeverityLevel
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 
 from tui.app import graphics
@@ -125,6 +127,14 @@ def phase_label(phase: str) -> str:
 CANDIDATE_MARGIN = 0.10
 
 
+class CuratorScreen(Screen[None]):
+    """The curator's screen. Textual repaints a whole screen when its focus moves (its
+    `focused` reactive); the widgets that gain and lose the focus repaint themselves (their
+    styles change), so here nothing else is sent: `tab` costs two panes, not a screen."""
+
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
+
+
 class CuratorApp(App[int]):
     """Open with a dataset folder and, optionally, a profile (a strategy to start from)."""
 
@@ -193,6 +203,9 @@ class CuratorApp(App[int]):
         )
 
     # ---- layout -----------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[None]:
+        return CuratorScreen(id="_default")
 
     def compose(self) -> ComposeResult:
         yield Static("", id="status")
