@@ -22,7 +22,8 @@ seed in a temporary folder, removed at the end. Each row is the median of `--run
   originals into SQLite runs on a background thread meanwhile. "+close" also waits for that
   snapshot to commit (the close of a real session does, and any write waits for it first).
 - reopen -- the same with the state present (and a working strategy recorded), nothing
-  changed on disk: one stat per caption, nothing read. "floor: stat" is a plain loop of
+  changed on disk: one stat per caption, nothing read, no folder listed (the listing kept
+  by the open before is reused while no folder changed). "floor: stat" is a plain loop of
   `os.stat` over every caption file: the target is that plus a fixed cost.
 - tags --json (process) -- the whole `python -m tui tags DATASET --json` (what
   `lora-curator tags` runs) as a subprocess, against "floor: read (process)", a subprocess
@@ -420,12 +421,16 @@ def engine_version() -> str:
 
 
 def backdate(data: Dataset) -> None:
-    """Make every caption an hour old: a file changed within seconds of being read is read
-    again at the next open (its mtime could still change within the same tick), so a bench
-    run right after generating the files would measure that, not a reopen."""
+    """Make every caption and folder an hour old: a file changed within seconds of being read
+    is read again at the next open (its mtime could still change within the same tick), and
+    a folder changed within seconds of being listed is listed again (making the state adds
+    an entry to the dataset's folder), so a bench run right after generating the files, or
+    right after a first open, would measure that, not a reopen."""
     old = time.time_ns() - 3600 * 10**9
     for path in data.captions:
         os.utime(path, ns=(old, old))
+    for folder in {data.root, *(p.parent for p in data.captions)}:
+        os.utime(folder, ns=(old, old))
 
 
 def time_rows(
@@ -520,6 +525,7 @@ def time_rows(
     )
     with Workspace.open(root) as ws:  # a state, as the app or `apply` leaves it
         ws.use_strategy(strategy, "bench")
+    backdate(data)  # the state was made just now: a reopen comes later
     open_and_count(root)
     tags_reopen = timed(lambda: run_process(tags_command(root)), runs)
     rows.append(
