@@ -35,6 +35,9 @@ FILES = {
     "sub/d.txt": "blush\n",
     "sub/deeper/e.webp": None,
     "notes.md": "not a caption\n",
+    "caf\udce9.png": None,  # not UTF-8 (b"caf\xe9"): kept as the bytes it is
+    "caf\udce9.txt": "latte\n",
+    "fifo.png": None,  # its caption is a FIFO (made in `ds`): never opened
 }
 HOUR_AGO = time.time_ns() - 3600 * 10**9
 
@@ -51,6 +54,7 @@ def backdate(root: Path) -> None:
 @pytest.fixture
 def ds(tmp_path: Path) -> Path:
     root = write_dataset(tmp_path / "ds", FILES)
+    os.mkfifo(root / "fifo.txt")
     Workspace.open(root).close()  # makes the state (a new entry in the root folder)
     backdate(root)
     return root
@@ -93,6 +97,9 @@ def test_a_reopen_reuses_the_listing_and_finds_what_a_scan_finds(
     assert ("b.png", "no caption file (b.txt): no source tags") in first[1]
     assert ("orphan.txt", "caption without image: ignored") in first[1]
     assert "sub/deeper/e.webp" in [e[0] for e in first[0]]
+    assert "caf\udce9.png" in [e[0] for e in first[0]]
+    assert first[2][[e[0] for e in first[0]].index("caf\udce9.png")] == "latte"
+    assert any(p == "fifo.txt" and "FIFO" in m for p, m in first[1])
 
 
 @pytest.mark.parametrize(
