@@ -120,6 +120,40 @@ async def test_the_status_bar_names_the_phase_of_opening_as_the_command_line_doe
         assert len(app.files.rows) == 12
 
 
+async def test_progress_of_opening_redraws_the_status_at_most_ten_times_a_second(
+    dataset: Path, monkeypatch
+) -> None:
+    release = threading.Event()
+    real_open = app_module.Workspace.open
+
+    def busy_open(root, **kwargs):  # 1,000 captions reported in a burst, then the last
+        for i in range(1, 1000):
+            kwargs["progress"]("read", i, 1000)
+        kwargs["progress"]("read", 1000, 1000)
+        assert release.wait(20)
+        return real_open(root, **kwargs)
+
+    monkeypatch.setattr(app_module.Workspace, "open", busy_open)
+    handled: list[str] = []
+    real_handler = CuratorApp.on_open_progress
+
+    def counting(self, message):  # type: ignore[no-untyped-def]
+        handled.append(f"{message.done}/{message.total}")
+        real_handler(self, message)
+
+    monkeypatch.setattr(CuratorApp, "on_open_progress", counting)
+    app = CuratorApp(dataset)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if "1,000/1,000" in status_of(app):
+                break
+        assert "opening … 1,000/1,000 reading captions" in status_of(app)  # the last is shown
+        assert len(handled) <= 5  # not a redraw per call: the burst took well under a second
+        release.set()
+        await settle(pilot, app)
+
+
 @pytest.mark.parametrize("worker", [False, True], ids=["on the UI thread", "in a worker"])
 async def test_the_filter_shows_the_full_query_result_however_it_was_typed(
     dataset: Path, worker: bool

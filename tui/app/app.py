@@ -118,6 +118,9 @@ OPEN_PHASES = {
 }
 
 
+OPEN_PROGRESS_EVERY = 0.1  # seconds between two progress updates of one phase of opening
+
+
 def phase_label(phase: str) -> str:
     """What the status bar calls a phase of opening."""
     return OPEN_PHASES.get(phase) or describe(phase)[0]
@@ -266,7 +269,15 @@ class CuratorApp(App[int]):
         start = strategy or self.start_profile
         start_ref = ref or self.start_profile_ref
 
+        shown = ["", 0.0]  # the phase last posted, and when
+
         def progress(phase: str, done: int, total: int) -> None:
+            # At most ten a second: each one redraws the status bar on the UI thread, which
+            # would take the time (and the GIL) from the open it reports on.
+            now = time.monotonic()
+            if phase == shown[0] and now - shown[1] < OPEN_PROGRESS_EVERY and done != total:
+                return
+            shown[0], shown[1] = phase, now
             self.post_message(OpenProgress(phase, done, total))
 
         try:
