@@ -38,6 +38,10 @@ FILES = {
     "caf\udce9.png": None,  # not UTF-8 (b"caf\xe9"): kept as the bytes it is
     "caf\udce9.txt": "latte\n",
     "fifo.png": None,  # its caption is a FIFO (made in `ds`): never opened
+    "dotted.folder/name.with.dots.png": None,  # the caption pairs by the last dot only
+    "dotted.folder/name.with.dots.txt": "dots\n",
+    "new\nline.png": None,
+    "new\nline.txt": "newline\n",
 }
 HOUR_AGO = time.time_ns() - 3600 * 10**9
 
@@ -100,6 +104,10 @@ def test_a_reopen_reuses_the_listing_and_finds_what_a_scan_finds(
     assert "caf\udce9.png" in [e[0] for e in first[0]]
     assert first[2][[e[0] for e in first[0]].index("caf\udce9.png")] == "latte"
     assert any(p == "fifo.txt" and "FIFO" in m for p, m in first[1])
+    assert ("dotted.folder/name.with.dots.png", "dotted.folder/name.with.dots.txt", True) in (
+        first[0]
+    )
+    assert first[2][[e[0] for e in first[0]].index("new\nline.png")] == "newline"
 
 
 @pytest.mark.parametrize(

@@ -351,7 +351,7 @@ RACY_NS = 2_000_000_000
 _LISTING_VERSION = 1
 _NO_CAPTION = "no caption file ({}): no source tags"
 # A name's extension in names joined by NUL: from its last dot to its end.
-_EXTENSION = re.compile(r"\.[^./\0]*(?=\0|$)")
+_EXTENSION = re.compile(r"\.[^./\0]*(?=\0|\Z)")
 
 
 def _dump_listing(
