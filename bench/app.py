@@ -20,10 +20,12 @@ What is measured (time.perf_counter, wall clock):
   state deleted before) and as a reopen (state present, with the folders' listing an open
   kept: see `settle_folders`). The clock starts before the app is
   constructed and `run_test()` entered; the rows are the first composed frame of any kind
-  (the "opening ..." status), the moment the dataset is loaded (`CuratorApp._loaded` entered,
-  `app.ws` set), the first composed frame showing it (file list populated: usable, the
-  target), the first frame with the first image's preview drawn, and the first frame after
-  the app's background part of opening (counts, suggestions, query index: edits on).
+  (the "opening ..." status), the first composed frame with the file list populated (the
+  folders are scanned: the images can be browsed and previewed while the captions are read;
+  the target), the first frame with the first image's preview drawn, the moment the
+  dataset is loaded (`CuratorApp._loaded` entered, `app.ws` set: tags and caption show), and
+  the first frame after the app's background part of opening (counts, suggestions: edits
+  on).
 - Keystroke -> composed frame, the way /work/shared/docs/textual.md says: the clock starts
   when the `events.Key` is dispatched to the app (`run_test(message_hook=...)`) and stops at
   the first `App._display` call (a composed frame; it fires headless too) that shows the
@@ -598,13 +600,14 @@ def paint_rows(label: str, runs: list[PaintRun]) -> list[Row]:
 
     return [
         Row(f"{label}: first frame (opening ...)", ms(lambda r: r.first_frame)),
-        Row(f"{label}: dataset loaded (ws set)", ms(lambda r: r.loaded)),
         Row(
             f"{label}: first paint, files listed",
             ms(lambda r: r.files_frame),
             target=FIRST_PAINT_TARGET_MS,
+            note="browsing and previews work from here",
         ),
         Row(f"{label}: preview drawn", ms(lambda r: r.preview_frame)),
+        Row(f"{label}: dataset loaded (tags, caption)", ms(lambda r: r.loaded)),
         Row(f"{label}: all loaded (edits on)", ms(lambda r: r.ready_frame)),
     ]
 

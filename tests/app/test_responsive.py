@@ -120,6 +120,40 @@ async def test_the_status_bar_names_the_phase_of_opening_as_the_command_line_doe
         assert len(app.files.rows) == 12
 
 
+async def test_images_are_listed_and_previewed_while_the_captions_are_read(
+    dataset: Path, monkeypatch
+) -> None:
+    from tui.core.workspace import Workspace
+
+    release = threading.Event()
+    real_read = Workspace._read_captions
+
+    def slow_read(self, progress):  # type: ignore[no-untyped-def]
+        assert release.wait(20)  # the folders are scanned; no caption is read until told
+        return real_read(self, progress)
+
+    monkeypatch.setattr(Workspace, "_read_captions", slow_read)
+    app = CuratorApp(dataset)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if app.files.rows:
+                break
+        assert app.ws is None and len(app.files.rows) == 12  # listed before the workspace
+        await pilot.press("j", "j")
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if app.preview.drawn("10_set/02.png"):
+                break
+        assert app.preview.drawn("10_set/02.png")  # browsing works, with pictures
+        await pilot.press("tab", "1")  # no workspace yet: an edit key does nothing
+        assert app.ws is None and not app.tags.rows
+        release.set()
+        await settle(pilot, app)
+        assert app.files.current == "10_set/02.png"  # the cursor stayed where it went
+        assert app.image == "10_set/02.png" and app.tags.rows  # its tags came
+
+
 async def test_progress_of_opening_redraws_the_status_at_most_ten_times_a_second(
     dataset: Path, monkeypatch
 ) -> None:

@@ -31,6 +31,7 @@ from tui.app import graphics
 from tui.app.bindings import APP_BINDINGS, BUCKET_KEYS
 from tui.app.messages import (
     DatasetOpened,
+    FilesListed,
     LoadFinished,
     OpenFailed,
     OpenProgress,
@@ -280,8 +281,11 @@ class CuratorApp(App[int]):
             shown[0], shown[1] = phase, now
             self.post_message(OpenProgress(phase, done, total))
 
+        def listed(root: Path, images: list[str]) -> None:
+            self.post_message(FilesListed(root, images))
+
         try:
-            ws = Workspace.open(self.dataset, strategy=start, progress=progress)
+            ws = Workspace.open(self.dataset, strategy=start, progress=progress, listed=listed)
         except Exception as exc:  # shown to the user once the screen is back
             self.post_message(OpenFailed(str(exc)))
             return
@@ -314,6 +318,16 @@ class CuratorApp(App[int]):
         # Nothing to curate: leave the screen and say why on the terminal.
         self.fatal = message.reason
         self.exit(1)
+
+    def on_files_listed(self, message: FilesListed) -> None:
+        """The folders are scanned, the captions not read yet: the images can be browsed
+        and previewed already; tags, caption and edits come with the workspace."""
+        if self.ws is not None:  # opened again (another profile): the list is shown
+            return
+        self.files.index_pending = True  # a query typed now waits for the index
+        self.preview.root = message.root
+        self.files.set_rows(message.images)
+        self._show_image(self.files.current)
 
     def on_dataset_opened(self, message: DatasetOpened) -> None:
         self._loaded(message.workspace)
@@ -485,7 +499,10 @@ class CuratorApp(App[int]):
 
     def _show_image(self, image: str | None) -> None:
         ws = self.ws
-        if ws is None:
+        if ws is None:  # still opening: once the files are listed, their pictures show
+            if self.preview.root is not None:
+                self.image = image
+                self.preview.show(image, self._neighbours())
             return
         self.image = image
         self.tags.concept = ws.concept_of(image) if image else None
@@ -493,9 +510,7 @@ class CuratorApp(App[int]):
             self._show_image_tags(image)
         else:
             self.tags.refresh_rows()
-        rows = self.files.rows
-        i = self.files.cursor
-        neighbours = [rows[j] for j in (i + 1, i - 1, i + 2) if 0 <= j < len(rows)]
+        neighbours = self._neighbours()
         self.preview.show(image, neighbours)
         if isinstance(self.screen, ImageScreen):  # `]` / `[` in the full-screen view
             self.screen.show(image, neighbours)
@@ -507,6 +522,12 @@ class CuratorApp(App[int]):
         if changed != self._footer_shows_disk_keys:
             self._footer_shows_disk_keys = changed
             self.refresh_bindings()
+
+    def _neighbours(self) -> list[str]:
+        """The images next to the cursor's, whose previews are made ahead."""
+        rows = self.files.rows
+        i = self.files.cursor
+        return [rows[j] for j in (i + 1, i - 1, i + 2) if 0 <= j < len(rows)]
 
     def _show_caption(self) -> None:
         ws = self.ws

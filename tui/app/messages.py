@@ -9,6 +9,7 @@ thread. They do not bubble: each is meant for the one that asked.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import RenderableType
@@ -35,6 +36,15 @@ class OpenProgress(WorkerMessage):
     phase: str
     done: int
     total: int
+
+
+@dataclass
+class FilesListed(WorkerMessage):
+    """The dataset's folders are scanned (its captions are being read): its images can be
+    listed and previewed meanwhile."""
+
+    root: Path
+    images: list[str]
 
 
 @dataclass

@@ -307,12 +307,14 @@ class Workspace:
         strategy: Strategy | None = None,
         read_only: bool = False,
         progress: Progress | None = None,
+        listed: Callable[[Path, list[str]], None] | None = None,
     ) -> Workspace:
         """Open a dataset: scan it, snapshot new caption files, parse sources, replay edits.
 
         `strategy` replaces the working strategy for this session (e.g. `--profile`); record
         it with `use_strategy` to make it the dataset's working strategy. `read_only` never
-        creates or changes anything on disk.
+        creates or changes anything on disk. `listed(root, images)` is called as soon as the
+        folders are scanned, before any caption is read: the images can be shown meanwhile.
         """
         root_path = check_root(root)
         store = Store.open(root_path, read_only=read_only)
@@ -330,7 +332,7 @@ class Workspace:
         if strategy is not None:
             ws.logged_strategy = logged if logged_has_strategy else None
         try:
-            ws._load(progress)
+            ws._load(progress, listed)
             if store is not None:
                 # A reopen reads no original copy (their tags are kept): they are checked
                 # here, so a damaged one still stops the open, as reading it would.
@@ -354,7 +356,9 @@ class Workspace:
     def strategy(self) -> Strategy:
         return self.state.strategy
 
-    def _load(self, progress: Progress | None) -> None:
+    def _load(
+        self, progress: Progress | None, listed: Callable[[Path, list[str]], None] | None = None
+    ) -> None:
         fmt = self.strategy.caption
         scan_progress = (lambda n: progress("scan", n, 0)) if progress else None
         store = self.store
@@ -363,6 +367,8 @@ class Workspace:
         # The listing kept for the next open ("": none to keep); a reused one stays.
         self._listing = None if scan.reused else (scan.listing or ("" if kept else None))
         self.images = scan.images
+        if listed is not None:
+            listed(self.root, [e.image for e in scan.images])
         self.by_image = {e.image: e for e in scan.images}
         self.problems = [Problem(path, msg) for path, msg in scan.problems]
         if self.store is not None and not self.store.read_only:
