@@ -17,7 +17,8 @@ from array import array
 from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import chain
+from itertools import chain, repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -920,8 +921,9 @@ class Workspace:
         by_image = self.by_image
         edits = self.state.image_edits
         scored = bool(self._score_keys) and self.strategy.tagger.source != "caption"
-        if not scored and not edits:  # the common case: no tag as a string at all
-            return names, [packed.get(by_image[image].caption) or b"" for image in images]
+        if not scored and not edits:  # the common case, in C: no tag as a string at all
+            captions = map(attrgetter("caption"), map(by_image.__getitem__, images))
+            return names, list(map(packed.get, captions, repeat(b"")))
         id_of: dict[str, int] | None = None
         out: list[bytes] = []
         for image in images:
