@@ -143,11 +143,13 @@ def implied_counts_ids(
     if not impliers:
         return {}
     wanted = set(impliers).union(*impliers.values())
-    lists = tags.postings()
+    ids = [i for i, s in enumerate(spell_of) if key_of[s] in wanted]
+    # Only those ids' images (a few of the vocabulary's), unless the whole table is made.
+    lists = tags.postings(ids)
     spell_sets: dict[int, set[int]] = {}
-    for i, s in enumerate(spell_of):
-        if lists[i] and key_of[s] in wanted:
-            spell_sets.setdefault(s, set()).update(lists[i])
+    for i in ids:
+        if lists[i]:
+            spell_sets.setdefault(spell_of[i], set()).update(lists[i])
     key_spellings: dict[int, list[int]] = {}
     for s in spell_sets:
         key_spellings.setdefault(key_of[s], []).append(s)

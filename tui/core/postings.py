@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 from array import array
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from operator import rshift
 
 
@@ -26,14 +26,24 @@ def unpacked(packed: Sequence[bytes]) -> array:
     return ids
 
 
-def id_postings(packed: Sequence[bytes], size: int) -> list[list[int]]:
+def id_postings(
+    packed: Sequence[bytes], size: int, wanted: Collection[int] | None = None
+) -> list[list[int]]:
     """For each id below `size`: the positions in `packed` of the images holding it,
-    ascending (an image is there once per time it holds the id)."""
+    ascending (an image is there once per time it holds the id). With `wanted`, the lists
+    of those ids only (the others stay empty): a pass picks them out first, and only their
+    ids are appended."""
     lists: list[list[int]] = [[] for _ in range(size)]
-    images = chain.from_iterable(
-        map(repeat, range(len(packed)), map(rshift, map(len, packed), repeat(2)))
-    )
-    deque(map(list.append, map(lists.__getitem__, unpacked(packed)), images), 0)
+    ids: Iterable[int] = unpacked(packed)
+    lengths = map(rshift, map(len, packed), repeat(2))
+    images: Iterable[int] = chain.from_iterable(map(repeat, range(len(packed)), lengths))
+    if wanted is not None:
+        flags = bytearray(size)
+        for i in wanted:
+            flags[i] = 1
+        keep = bytes(map(flags.__getitem__, ids))
+        ids, images = compress(ids, keep), compress(images, keep)
+    deque(map(list.append, map(lists.__getitem__, ids), images), 0)
     return lists
 
 
@@ -46,8 +56,11 @@ class PackedTags:
     packed: Sequence[bytes]
     _postings: list[list[list[int]]] = field(default_factory=list, repr=False, compare=False)
 
-    def postings(self) -> list[list[int]]:
-        """`id_postings` of these images, made once (the passes over them share it)."""
+    def postings(self, wanted: Collection[int] | None = None) -> list[list[int]]:
+        """`id_postings` of these images: of every id made once (the passes over them
+        share it), of the `wanted` ones only (made each time) unless that is made already."""
         if not self._postings:
+            if wanted is not None:
+                return id_postings(self.packed, len(self.names), wanted)
             self._postings.append(id_postings(self.packed, len(self.names)))
         return self._postings[0]
