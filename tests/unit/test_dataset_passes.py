@@ -92,6 +92,22 @@ def random_aliases(rng: random.Random) -> dict[str, str]:
 def test_the_postings_of_each_id_are_its_images_in_order() -> None:
     packed = [pack_ids([2, 0]), b"", pack_ids([0]), pack_ids([1, 2, 0])]
     assert id_postings(packed, 4) == [[0, 2, 3], [3], [0, 3], []]
+    assert id_postings(packed, 4, wanted=[2]) == [[], [], [0, 3], []]
+
+
+@pytest.mark.parametrize("size", [3, 300, 5000, 70_000, 1 << 17])
+def test_the_postings_of_some_ids_are_theirs_in_the_whole_table(size: int) -> None:
+    # Ids of one byte, of two (picked by their bytes), of many rows of 256, and above 65535.
+    rng = random.Random(size)
+    for _ in range(20 if size < 65536 else 3):
+        packed = [
+            pack_ids(rng.sample(range(size), min(size, rng.randint(0, 8))))
+            for _ in range(rng.randint(0, 40))
+        ]
+        wanted = set(rng.sample(range(size), min(size, rng.randint(0, 60))))
+        every = id_postings(packed, size)
+        some = id_postings(packed, size, wanted)
+        assert some == [ids if i in wanted else [] for i, ids in enumerate(every)]
 
 
 def test_implied_counts_from_ids_are_the_per_image_counts() -> None:

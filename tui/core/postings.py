@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
-from operator import rshift
+from operator import lshift, or_, rshift
 
 
 def unpacked(packed: Sequence[bytes]) -> array:
@@ -31,20 +31,52 @@ def id_postings(
 ) -> list[list[int]]:
     """For each id below `size`: the positions in `packed` of the images holding it,
     ascending (an image is there once per time it holds the id). With `wanted`, the lists
-    of those ids only (the others stay empty): a pass picks them out first, and only their
-    ids are appended."""
+    of those ids only (the others stay empty): the entries holding them are picked out
+    first (`_picked`), and only theirs are appended."""
     lists: list[list[int]] = [[] for _ in range(size)]
-    ids: Iterable[int] = unpacked(packed)
     lengths = map(rshift, map(len, packed), repeat(2))
     images: Iterable[int] = chain.from_iterable(map(repeat, range(len(packed)), lengths))
-    if wanted is not None:
+    if wanted is None:
+        ids: Iterable[int] = unpacked(packed)
+    else:
+        ids, images = _picked(packed, size, wanted, images)
+    deque(map(list.append, map(lists.__getitem__, ids), images), 0)
+    return lists
+
+
+# Picking entries by their two low bytes costs a few passes over them per 256 ids of `wanted`.
+_MOST_ROWS = 16
+
+
+def _picked(
+    packed: Sequence[bytes], size: int, wanted: Collection[int], images: Iterable[int]
+) -> tuple[Iterable[int], Iterable[int]]:
+    """The ids, and with them the images, of the entries holding a `wanted` id. Turning
+    every entry into an int is most of a pass's cost: with ids below 65536 (a dataset's tag
+    table) the entries are marked with `bytes.translate` on their two low bytes instead, and
+    only the marked ones become ints."""
+    rows: dict[int, bytearray] = {}
+    for i in wanted:
+        rows.setdefault(i >> 8, bytearray(256))[i & 255] = 1
+    blob = b"".join(packed)
+    if size > 1 << 16 or len(rows) > _MOST_ROWS:
         flags = bytearray(size)
         for i in wanted:
             flags[i] = 1
+        ids = unpacked(packed)
         keep = bytes(map(flags.__getitem__, ids))
-        ids, images = compress(ids, keep), compress(images, keep)
-    deque(map(list.append, map(lists.__getitem__, ids), images), 0)
-    return lists
+        return compress(ids, keep), compress(images, keep)
+    low, high = blob[0::4], blob[1::4]  # little-endian: the third and fourth bytes are 0
+    marks = 0
+    for row, table in rows.items():
+        in_row = bytearray(256)
+        in_row[row] = 1
+        marks |= int.from_bytes(low.translate(table), "little") & int.from_bytes(
+            high.translate(in_row), "little"
+        )
+    keep = marks.to_bytes(len(low), "little")
+    ids = map(or_, map(lshift, compress(high, keep), repeat(8)), compress(low, keep))
+    return ids, compress(images, keep)
 
 
 @dataclass(frozen=True)
