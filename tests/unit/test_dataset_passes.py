@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_tagger_source import A_SCORES, write_scores
+from tui.core import postings
 from tui.core.implied import implied_counts, implied_counts_ids, workspace_implied
 from tui.core.postings import PackedTags, id_postings
 from tui.core.query import QueryError, TagIndex, workspace_index
@@ -96,8 +97,10 @@ def test_the_postings_of_each_id_are_its_images_in_order() -> None:
 
 
 @pytest.mark.parametrize("size", [3, 300, 5000, 70_000, 1 << 17])
-def test_the_postings_of_some_ids_are_theirs_in_the_whole_table(size: int) -> None:
-    # Ids of one byte, of two (picked by their bytes), of many rows of 256, and above 65535.
+def test_the_postings_of_some_ids_are_theirs_in_the_whole_table(size: int, monkeypatch) -> None:
+    # Ids of one byte, of two (picked by their bytes), of many rows of 256, and above 65535;
+    # the images a few at a time (as 4096 at a time at scale).
+    monkeypatch.setattr(postings, "_CHUNK", 7)
     rng = random.Random(size)
     for _ in range(20 if size < 65536 else 3):
         packed = [

@@ -26,6 +26,11 @@ def unpacked(packed: Sequence[bytes]) -> array:
     return ids
 
 
+# Images per step of `id_postings`: a step is one long call in C, which holds the GIL (the
+# app's UI thread waits meanwhile); ~4k images are a few milliseconds.
+_CHUNK = 4096
+
+
 def id_postings(
     packed: Sequence[bytes], size: int, wanted: Collection[int] | None = None
 ) -> list[list[int]]:
@@ -34,13 +39,18 @@ def id_postings(
     of those ids only (the others stay empty): the entries holding them are picked out
     first (`_picked`), and only theirs are appended."""
     lists: list[list[int]] = [[] for _ in range(size)]
-    lengths = map(rshift, map(len, packed), repeat(2))
-    images: Iterable[int] = chain.from_iterable(map(repeat, range(len(packed)), lengths))
-    if wanted is None:
-        ids: Iterable[int] = unpacked(packed)
-    else:
-        ids, images = _picked(packed, size, wanted, images)
-    deque(map(list.append, map(lists.__getitem__, ids), images), 0)
+    rows = _rows(size, wanted) if wanted is not None else None
+    for start in range(0, len(packed), _CHUNK):
+        part = packed[start : start + _CHUNK]
+        lengths = map(rshift, map(len, part), repeat(2))
+        images: Iterable[int] = chain.from_iterable(
+            map(repeat, range(start, start + len(part)), lengths)
+        )
+        if rows is None:
+            ids: Iterable[int] = unpacked(part)
+        else:
+            ids, images = _picked(part, rows, images)
+        deque(map(list.append, map(lists.__getitem__, ids), images), 0)
     return lists
 
 
@@ -48,24 +58,32 @@ def id_postings(
 _MOST_ROWS = 16
 
 
-def _picked(
-    packed: Sequence[bytes], size: int, wanted: Collection[int], images: Iterable[int]
-) -> tuple[Iterable[int], Iterable[int]]:
-    """The ids, and with them the images, of the entries holding a `wanted` id. Turning
-    every entry into an int is most of a pass's cost: with ids below 65536 (a dataset's tag
-    table) the entries are marked with `bytes.translate` on their two low bytes instead, and
-    only the marked ones become ints."""
+def _rows(size: int, wanted: Collection[int]) -> dict[int, bytearray] | bytearray:
+    """How `_picked` tells a wanted id: per 256 ids (`id >> 8`), a translate table of the
+    low byte; or, for many rows or ids of more than two bytes, one flag per id."""
     rows: dict[int, bytearray] = {}
     for i in wanted:
         rows.setdefault(i >> 8, bytearray(256))[i & 255] = 1
-    blob = b"".join(packed)
-    if size > 1 << 16 or len(rows) > _MOST_ROWS:
-        flags = bytearray(size)
-        for i in wanted:
-            flags[i] = 1
+    if size <= 1 << 16 and len(rows) <= _MOST_ROWS:
+        return rows
+    flags = bytearray(size)
+    for i in wanted:
+        flags[i] = 1
+    return flags
+
+
+def _picked(
+    packed: Sequence[bytes], rows: dict[int, bytearray] | bytearray, images: Iterable[int]
+) -> tuple[Iterable[int], Iterable[int]]:
+    """The ids, and with them the images, of the entries holding a wanted id (`_rows`).
+    Turning every entry into an int is most of a pass's cost: with ids below 65536 (a
+    dataset's tag table) the entries are marked with `bytes.translate` on their two low
+    bytes instead, and only the marked ones become ints."""
+    if isinstance(rows, bytearray):
         ids = unpacked(packed)
-        keep = bytes(map(flags.__getitem__, ids))
+        keep = bytes(map(rows.__getitem__, ids))
         return compress(ids, keep), compress(images, keep)
+    blob = b"".join(packed)
     low, high = blob[0::4], blob[1::4]  # little-endian: the third and fourth bytes are 0
     marks = 0
     for row, table in rows.items():
