@@ -16,7 +16,7 @@ from typing import NoReturn
 from tui import __version__
 from tui.core.dataset import STATE_DIR, DatasetError, check_root
 from tui.core.guide import render_guide
-from tui.core.implied import implied_counts
+from tui.core.implied import workspace_implied
 from tui.core.profile import (
     ProfileError,
     dump_profile,
@@ -475,9 +475,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     profile, _ = _load_profile_arg(args.profile)
     with _open(args.dataset, strategy=profile, read_only=True) as ws:
         counts = ws.tag_counts()
-        implied = implied_counts(
-            (ws.image_tags(e.image) for e in ws.images), ws.strategy.alias_index
-        )
+        implied = workspace_implied(ws)
         characters = character_tags(ws.root)
         suggestions = suggest_buckets(counts, len(ws.images), ws.strategy, implied, characters)
         rows = [

@@ -15,10 +15,16 @@ WORKED_EXAMPLE = (
 
 
 async def settle(pilot, app: CuratorApp, preview: bool = False) -> None:
-    """Wait until the dataset is open (and, with `preview`, the preview is drawn)."""
+    """Wait until the dataset is open, its query index built (and, with `preview`, the
+    preview drawn)."""
     for _ in range(400):
         await pilot.pause(0.02)
-        if app.ws is not None and not app.busy and (not preview or not app.preview.pending):
+        if (
+            app.ws is not None
+            and not app.busy
+            and not app.files.index_pending
+            and (not preview or not app.preview.pending)
+        ):
             await pilot.pause()
             return
     raise AssertionError("the app did not settle")

@@ -62,23 +62,23 @@ async def test_the_file_list_works_while_the_rest_of_opening_runs(
     dataset: Path, monkeypatch
 ) -> None:
     release = threading.Event()
-    real_index = app_module.workspace_index
+    real_suggest = app_module.suggest_buckets
 
-    def slow_index(ws):  # the background part of opening waits until the test says go
+    def slow_suggest(*args):  # the background part of opening waits until the test says go
         assert release.wait(20)
-        return real_index(ws)
+        return real_suggest(*args)
 
-    monkeypatch.setattr(app_module, "workspace_index", slow_index)
+    monkeypatch.setattr(app_module, "suggest_buckets", slow_suggest)
     app = CuratorApp(dataset)
     async with app.run_test(size=(120, 40)) as pilot:
         for _ in range(400):
             await pilot.pause(0.02)
-            if app.ws is not None and app.loading_phase == "indexing for queries":
+            if app.ws is not None and app.loading_phase == "finding implied tags":
                 break
         assert app.busy is Busy.LOADING
         rows = list(app.files.rows)
         assert len(rows) == 12 and app.image == rows[0]
-        assert "indexing for queries" in status_of(app)  # the phase, in the status bar
+        assert "finding implied tags" in status_of(app)  # the phase, in the status bar
         await pilot.press("j", "j")  # moving works: the image follows the cursor
         assert app.image == rows[2]
         assert app.caption.shown  # its caption is shown
@@ -94,6 +94,44 @@ async def test_the_file_list_works_while_the_rest_of_opening_runs(
         assert "indexing" not in status_of(app)
         assert list(app.files.rows) == full_result(app, "smile")
         assert 0 < len(app.files.rows) < 12
+
+
+async def test_edits_come_on_before_the_query_index_which_then_sees_them(
+    dataset: Path, monkeypatch
+) -> None:
+    release = threading.Event()
+    real_build = app_module.build_index
+
+    def slow_build(source):  # the index waits until the test says go
+        assert release.wait(20)
+        return real_build(source)
+
+    monkeypatch.setattr(app_module, "build_index", slow_build)
+    app = CuratorApp(dataset)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(400):
+            await pilot.pause(0.02)
+            if app.ws is not None and not app.busy:
+                break
+        assert app.busy is Busy.IDLE and app.files.index_pending
+        assert "indexing for queries" in status_of(app)  # what is still being done
+        await pilot.press("j", "tab", "g")  # 01.png: black hair, solo
+        tag = app.tags.current
+        assert tag is not None and app.ws.strategy.bucket_of(tag) == "unsorted"
+        await pilot.press("1")  # edits work now: the tag is a trait
+        assert app.ws.strategy.bucket_of(tag) == "trait"
+        await pilot.press("shift+tab", "/", *"bucket:trait")  # waits for the index
+        assert len(app.files.rows) == 12
+        assert "indexing" in app.query_one("#filter").border_title
+        release.set()
+        await settle(pilot, app)
+        await wait_shown(pilot, app)
+        assert "indexing" not in status_of(app)
+        # The index was read before the edit: the query still finds the edit's images.
+        found = full_result(app, "bucket:trait")
+        assert list(app.files.rows) == found
+        assert found == [r for r in app.ws.by_image if tag in app.ws.image_tags(r)]
+        assert 0 < len(found) < 12
 
 
 async def test_the_status_bar_names_the_phase_of_opening_as_the_command_line_does(

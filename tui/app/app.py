@@ -32,6 +32,7 @@ from tui.app.bindings import APP_BINDINGS, BUCKET_KEYS
 from tui.app.messages import (
     DatasetOpened,
     FilesListed,
+    IndexBuilt,
     LoadFinished,
     OpenFailed,
     OpenProgress,
@@ -51,13 +52,13 @@ from tui.app.widgets.preview import PreviewPane
 from tui.app.widgets.tag_list import TagList
 from tui.app.widgets.virtual_list import VirtualList
 from tui.core.captions import parse_tags
-from tui.core.implied import implied_counts
+from tui.core.implied import implied_counts_ids, workspace_implied
 from tui.core.profile import (
     ProfileError,
     list_library,
     load_profile,
 )
-from tui.core.query import QueryError, TagIndex, workspace_index
+from tui.core.query import QueryError, TagIndex, build_index, index_source, workspace_index
 from tui.core.scores import character_tags
 from tui.core.session import guide_text, save_all
 from tui.core.store import StateError
@@ -363,8 +364,9 @@ class CuratorApp(App[int]):
 
     @work(thread=True, exclusive=True, group="finish")
     def _finish_loading(self, ws: Workspace) -> None:
-        """Everything the app derives from the whole dataset, off the UI thread. It only
-        reads the workspace: edits are off until its result is in (`busy`)."""
+        """Everything the app derives from the whole dataset, off the UI thread. It reads
+        the workspace while edits are off (`busy`) until its `LoadFinished`; the query index
+        is built after that, of what was read before (`IndexBuilt`): edits need no index."""
 
         def phase(name: str) -> None:
             self.post_message(OpenProgress(name, 0, 0))
@@ -377,18 +379,25 @@ class CuratorApp(App[int]):
             tokens = load_counter()
             phase("implied")
             aliases = tuple(sorted(ws.strategy.alias_index.items()))
-            implied = implied_counts((ws.image_tags(e.image) for e in ws.images), dict(aliases))
+            # Every image's tags as interned ids (aliases applied), for both passes below.
+            source = index_source(ws)
+            implied = implied_counts_ids(source.tags)
             suggestions = suggest_buckets(
                 ws.tag_counts(), len(ws.images), ws.strategy, implied, characters
             )
-            phase("index")
-            index = workspace_index(ws)
         except Exception as exc:  # nothing is edited yet (edits wait): say why and leave
             self.post_message(OpenFailed(f"{ws.root}: cannot finish loading: {exc}"))
             return
         self.post_message(
-            LoadFinished(ws, warnings, characters, tokens, aliases, implied, suggestions, index)
+            LoadFinished(ws, warnings, characters, tokens, aliases, implied, suggestions)
         )
+        try:  # of `source` alone: the workspace may be edited meanwhile (the status bar
+            # names this phase from `on_load_finished` on)
+            index = build_index(source)
+        except Exception as exc:  # edits may have begun: they are saved; the app stays
+            self.post_message(IndexBuilt(ws, None, str(exc)))
+            return
+        self.post_message(IndexBuilt(ws, index, ""))
 
     def on_load_finished(self, message: LoadFinished) -> None:
         ws = message.workspace
@@ -400,21 +409,34 @@ class CuratorApp(App[int]):
         self._implied_cache = (ws, message.aliases, message.implied)
         self.tags.suggestions = message.suggestions
         self.tags.counts_ready = True
-        self.files.index = message.index
+        # The index comes next (`on_index_built`), of the workspace as it is now: an edit
+        # made meanwhile makes it stale (`_refresh_all`).
         self._index_stale = False
-        self.files.index_pending = False
         self.busy = Busy.IDLE
-        self.loading_phase = ""
-        if self.files.filter_text.strip():  # typed while the index was being built
-            self.files.set_filter(self.files.filter_text)
-            self._show_query_state()
+        self.loading_phase = OPEN_PHASES["index"]
         self.files.refresh_rows()
         self.tags.refresh_rows()
         self._show_caption()
         self._update_status()
+        self.refresh_bindings()
+
+    def on_index_built(self, message: IndexBuilt) -> None:
+        if message.workspace is not self.ws:  # opened again meanwhile
+            return
+        self.loading_phase = ""
+        self.files.index = message.index
+        self.files.index_pending = False
+        if message.index is None:  # built again when the filter is next opened
+            self._index_stale = True
+            self.notify(f"cannot index the tags for queries: {message.error}", severity="error")
+        if self.files.filter_text.strip():  # typed while the index was being built
+            if message.index is not None:
+                self._fresh_index()  # when an edit came meanwhile: that index is stale
+            self.files.set_filter(self.files.filter_text)
+            self._show_query_state()
+        self._update_status()
         # What was made in the background is long-lived too (see `_open_dataset`).
         gc.freeze()
-        self.refresh_bindings()
 
     # ---- showing ----------------------------------------------------------------------------
 
@@ -465,7 +487,7 @@ class CuratorApp(App[int]):
                 )
         if self.tagging:
             parts.append((self.tagging, ""))
-        if self.busy is Busy.LOADING and self.loading_phase:
+        if self.loading_phase and (self.busy is Busy.LOADING or self.files.index_pending):
             parts.append((f"{self.loading_phase} …", ""))
         if self.busy and self.busy is not Busy.LOADING:
             parts.append((f"{self.busy.value}…", ""))
@@ -556,7 +578,7 @@ class CuratorApp(App[int]):
         hit = self._implied_cache
         if hit is not None and hit[0] is ws and hit[1] == aliases:
             return hit[2]
-        found = implied_counts((ws.image_tags(e.image) for e in ws.images), dict(aliases))
+        found = workspace_implied(ws, dict(aliases))
         self._implied_cache = (ws, aliases, found)
         return found
 

@@ -57,7 +57,7 @@ class DatasetOpened(WorkerMessage):
 @dataclass
 class LoadFinished(WorkerMessage):
     """What the app derives from an open workspace, made off the UI thread while the file
-    list is already usable: the last step of opening (edits wait for it)."""
+    list is already usable: the last step of opening before edits (they wait for it)."""
 
     workspace: Workspace
     warnings: dict[str, list[str]]
@@ -66,7 +66,16 @@ class LoadFinished(WorkerMessage):
     aliases: tuple[tuple[str, str], ...]
     implied: dict[str, tuple[int, str]]
     suggestions: dict[str, Suggestion]
-    index: TagIndex
+
+
+@dataclass
+class IndexBuilt(WorkerMessage):
+    """The file list's query index, built after `LoadFinished` of the workspace as it was
+    then (None: it could not be built, `error` says why)."""
+
+    workspace: Workspace
+    index: TagIndex | None
+    error: str
 
 
 @dataclass

@@ -20,6 +20,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from importlib import resources
 
+from tui.core.postings import PackedTags, unpacked
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -111,3 +113,107 @@ def implied_counts(
     return {
         tag: (n, max(by[tag].items(), key=lambda kv: (kv[1], kv[0]))[0]) for tag, n in seen.items()
     }
+
+
+def implied_counts_ids(
+    tags: PackedTags, aliases: Mapping[str, str] | None = None
+) -> dict[str, tuple[int, str]]:
+    """`implied_counts` of images given as packed tag ids (`Workspace.tag_ids`): the same
+    result, worked per pair of tags (a generic one and one that implies it) over the images
+    holding both, instead of per image x tag.
+
+    Per image, `implied_by` names the image's first spelling of a tag and, of several tags
+    implying it, the first one: an image where that order matters (two impliers of one tag,
+    or two spellings of one key) is counted by `implied_by` itself, the others by set sizes.
+    """
+    names, packed = tags.names, tags.packed
+    written = [aliases.get(t.casefold(), t) for t in names] if aliases else list(names)
+    spell_id: dict[str, int] = {}
+    spell_of = [spell_id.setdefault(w, len(spell_id)) for w in written]  # id → spelling
+    spellings = list(spell_id)
+    key_id: dict[str, int] = {}
+    key_of = [key_id.setdefault(_key(s), len(key_id)) for s in spellings]  # spelling → key
+    # generic key → the keys that imply it (each once), from the vocabulary alone
+    impliers: dict[int, dict[int, None]] = {}
+    for k, key in enumerate(key_id):
+        for generic in _candidates(key):
+            g = key_id.get(generic)
+            if g is not None:
+                impliers.setdefault(g, {})[k] = None
+    if not impliers:
+        return {}
+    wanted = set(impliers).union(*impliers.values())
+    ids = [i for i, s in enumerate(spell_of) if key_of[s] in wanted]
+    # Only those ids' images (a few of the vocabulary's), unless the whole table is made.
+    lists = tags.postings(ids)
+    spell_sets: dict[int, set[int]] = {}
+    for i in ids:
+        if lists[i]:
+            spell_sets.setdefault(spell_of[i], set()).update(lists[i])
+    key_spellings: dict[int, list[int]] = {}
+    for s in spell_sets:
+        key_spellings.setdefault(key_of[s], []).append(s)
+    # Images whose order matters, counted one by one below.
+    hard: set[int] = set()
+    key_sets: dict[int, set[int]] = {}
+    for k, same in key_spellings.items():
+        if len(same) == 1:
+            key_sets[k] = spell_sets[same[0]]
+            continue
+        union: set[int] = set()
+        for s in same:
+            hard |= union & spell_sets[s]
+            union |= spell_sets[s]
+        key_sets[k] = union
+    pairs: list[tuple[int, int, set[int]]] = []
+    for g, ks in impliers.items():
+        on = key_sets.get(g)
+        if not on:
+            continue
+        covered: set[int] = set()
+        for k in ks:
+            both = on & key_sets.get(k, set())
+            if both:
+                hard |= covered & both
+                covered |= both
+                pairs.append((g, k, both))
+    seen: dict[str, int] = {}
+    by: dict[str, dict[str, int]] = {}
+
+    def add(tag: str, implier: str, n: int) -> None:
+        seen[tag] = seen.get(tag, 0) + n
+        counts = by.setdefault(tag, {})
+        counts[implier] = counts.get(implier, 0) + n
+
+    for g, k, both in pairs:
+        for sg in key_spellings[g]:
+            for sk in key_spellings[k]:
+                common = both
+                if len(key_spellings[g]) > 1:
+                    common = common & spell_sets[sg]
+                if len(key_spellings[k]) > 1:
+                    common = common & spell_sets[sk]
+                n = len(common) - len(common & hard) if hard else len(common)
+                if n:
+                    add(spellings[sg], spellings[sk], n)
+    for image in hard:
+        tags = [spellings[spell_of[i]] for i in unpacked([packed[image]])]
+        for tag, implier in implied_by(tags).items():
+            add(tag, implier, 1)
+    return {
+        tag: (n, max(by[tag].items(), key=lambda kv: (kv[1], kv[0]))[0]) for tag, n in seen.items()
+    }
+
+
+def workspace_implied(
+    ws: object, aliases: Mapping[str, str] | None = None
+) -> dict[str, tuple[int, str]]:
+    """`implied_counts` over every image of an open `Workspace` (its tags as `image_tags`
+    has them, written after `aliases`, default the strategy's)."""
+    from tui.core.workspace import Workspace  # implied tags themselves need none of it
+
+    assert isinstance(ws, Workspace)
+    names, packed = ws.tag_ids(e.image for e in ws.images)
+    if aliases is None:
+        aliases = ws.strategy.alias_index
+    return implied_counts_ids(PackedTags(names, packed), aliases)

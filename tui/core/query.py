@@ -63,14 +63,15 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import compress, repeat
-from operator import sub
+from itertools import chain, compress, repeat
+from operator import rshift, sub
 
 from tui.core.captions import normalize_tag
+from tui.core.postings import PackedTags, unpacked
 
 BUCKET_NAMES = ("trait", "context", "flaw", "drop", "unsorted")
 
@@ -439,6 +440,86 @@ def quote_term(tag: str) -> str:
     return '"' + tag.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _index_tags(
+    tags: Iterable[Sequence[str]], n: int
+) -> tuple[dict[str, list[int]], dict[str, str], list[int]]:
+    """Posting lists (tag key → ascending image ids, keys in order of first appearance), each
+    key's first spelling, and each image's number of distinct keys, from tags as strings."""
+    # Each image's id is appended once per distinct key: ids stay ascending per key.
+    key_of: dict[str, str] = {}
+    postings: dict[str, list[int]] = {}
+    spelling: dict[str, str] = {}
+    counts = [0] * n
+    for i, image_tags in enumerate(tags):
+        distinct = 0
+        for tag in image_tags:
+            key = key_of.get(tag)
+            if key is None:
+                key = key_of[tag] = tag_key(tag)
+                spelling.setdefault(key, tag)
+            ids = postings.get(key)
+            if ids is None:
+                postings[key] = [i]
+            elif ids[-1] != i:
+                ids.append(i)
+            else:
+                continue
+            distinct += 1
+        counts[i] = distinct
+    return postings, spelling, counts
+
+
+def _index_packed(
+    tags: PackedTags,
+) -> tuple[dict[str, list[int]], dict[str, str], list[int]]:
+    """What `_index_tags` makes, the same, from packed ids: the posting lists are made per
+    id in C (`id_postings`) and only the few keys several ids share ("Smile", "smile") are
+    merged; the order of the keys and the first spellings come from the images that hold
+    each key first."""
+    names, packed = tags.names, tags.packed
+    ids_of: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        ids_of.setdefault(tag_key(name), []).append(i)
+    lists = tags.postings()
+    counts = list(map(rshift, map(len, packed), repeat(2)))
+    postings: dict[str, list[int]] = {}
+    single: dict[str, int] = {}  # keys one id holds: that id
+    shared: dict[str, list[int]] = {}  # keys several ids hold ("Smile", "smile"): those ids
+    for key, ids in ids_of.items():
+        present = [i for i in ids if lists[i]]
+        if len(present) == 1:
+            postings[key] = lists[present[0]]
+            single[key] = present[0]
+        elif present:
+            shared[key] = present
+            merged = Counter(chain.from_iterable(lists[i] for i in present))
+            if len(merged) != sum(len(lists[i]) for i in present):
+                for image, times in merged.items():  # an image holding two of them
+                    if times > 1:
+                        counts[image] -= times - 1
+            postings[key] = sorted(merged)
+    # The keys that first appear in one image, in their order there (of a shared key, its
+    # first id there is its first spelling).
+    by_first: dict[int, list[str]] = {}
+    for key, ids in postings.items():
+        by_first.setdefault(ids[0], []).append(key)
+    place: dict[str, tuple[int, int]] = {}
+    spelling: dict[str, str] = {}
+    for image, keys in by_first.items():
+        if len(keys) == 1 and keys[0] in single:
+            place[keys[0]] = (image, 0)
+            continue
+        at = {i: p for p, i in enumerate(unpacked([packed[image]]))}
+        for key in keys:
+            held = [i for i in shared.get(key, [single.get(key, -1)]) if i in at]
+            first = min(held, key=at.__getitem__)
+            place[key] = (image, at[first])
+            spelling[key] = names[first]
+    ordered = sorted(postings, key=place.__getitem__)
+    spelling = {key: spelling[key] if key in spelling else names[single[key]] for key in ordered}
+    return {key: postings[key] for key in ordered}, spelling, counts
+
+
 # ---- the index ----------------------------------------------------------------------------------
 
 ImageSet = Collection[str] | Callable[[str], bool]
@@ -472,7 +553,8 @@ class TagIndex:
 
     `images` are the image paths (relative, `/` separators) in the order results come back;
     `tags[i]` the tags of `images[i]` as the strategy sees them (aliases and per-image edits
-    applied). Optional facts: `buckets` (tag → bucket, or a function; tags without one are
+    applied), or the same as `PackedTags` (ids into a table of tags: built in C, the same
+    index). Optional facts: `buckets` (tag → bucket, or a function; tags without one are
     unsorted), `aliases` (tag → the tag it is written as, applied to the query's terms),
     `trigger` (a term that finds every image), `changed` and `flagged` (image paths, or a
     predicate), `concepts` (concept name → image paths) and `scores` (image → tag → tagger
@@ -482,7 +564,7 @@ class TagIndex:
     def __init__(
         self,
         images: Sequence[str],
-        tags: Iterable[Sequence[str]],
+        tags: Iterable[Sequence[str]] | PackedTags,
         *,
         buckets: Mapping[str, str] | Callable[[str], str] | None = None,
         aliases: Mapping[str, str] | None = None,
@@ -495,27 +577,10 @@ class TagIndex:
         self.images = list(images)
         n = self.n = len(self.images)
         self.position = {image: i for i, image in enumerate(self.images)}
-        # Each image's id is appended once per distinct key: ids stay ascending per key.
-        key_of: dict[str, str] = {}
-        postings: dict[str, list[int]] = {}
-        spelling: dict[str, str] = {}
-        counts = [0] * n
-        for i, image_tags in enumerate(tags):
-            distinct = 0
-            for tag in image_tags:
-                key = key_of.get(tag)
-                if key is None:
-                    key = key_of[tag] = tag_key(tag)
-                    spelling.setdefault(key, tag)
-                ids = postings.get(key)
-                if ids is None:
-                    postings[key] = [i]
-                elif ids[-1] != i:
-                    ids.append(i)
-                else:
-                    continue
-                distinct += 1
-            counts[i] = distinct
+        if isinstance(tags, PackedTags):
+            postings, spelling, counts = _index_packed(tags)
+        else:
+            postings, spelling, counts = _index_tags(tags, n)
         self.postings = postings
         self.spelling = spelling  # key → the first spelling seen
         self.counts = counts
@@ -881,28 +946,69 @@ class TagIndex:
         return self._cache.fetch(("score", key, q.op, limit), compute)
 
 
-def workspace_index(ws: object) -> TagIndex:
-    """A `TagIndex` of an open `Workspace`, with its images sorted by path: tags as its
-    strategy sees them, `changed` as a save would find it, `flagged` from its problems."""
+@dataclass(frozen=True)
+class IndexSource:
+    """What `workspace_index` reads from an open `Workspace`, read at once (`index_source`):
+    `build()` needs the workspace no more, so it can run in another thread while the
+    workspace is edited (the index is then of the workspace as it was when read)."""
+
+    images: list[str]  # sorted by path
+    tags: PackedTags  # their tags as the strategy sees them (aliases already applied)
+    buckets: Callable[[str], str]
+    aliases: dict[str, str]
+    trigger: str
+    changed: Callable[[str], bool]  # asked when a query says `changed`, not while building
+    flagged: frozenset[str]
+
+    def build(self) -> TagIndex:
+        return TagIndex(
+            self.images,
+            self.tags,
+            buckets=self.buckets,
+            aliases=self.aliases,
+            trigger=self.trigger,
+            changed=self.changed,
+            flagged=self.flagged,
+        )
+
+
+def index_source(ws: object) -> IndexSource:
+    """Read from an open `Workspace` what its `TagIndex` is built of: its images sorted by
+    path, their tags as its strategy sees them (as interned ids: no `str` per image x tag),
+    `changed` as a save would find it, `flagged` from its problems."""
     from tui.core.workspace import Workspace  # the query language itself needs none of it
 
     assert isinstance(ws, Workspace)
     strategy = ws.strategy
     images = sorted(e.image for e in ws.images)
-    alias_of = strategy.alias_of
-    tags = [tuple(map(alias_of, ws.image_tags(image))) for image in images]
+    names, packed = ws.tag_ids(images)
     problem_paths = {p.path for p in ws.problems}
-    flagged = {
-        image
-        for image in images
-        if image in problem_paths or ws.by_image[image].caption in problem_paths
-    }
-    return TagIndex(
+    flagged = (
+        frozenset(
+            image
+            for image in images
+            if image in problem_paths or ws.by_image[image].caption in problem_paths
+        )
+        if problem_paths
+        else frozenset()
+    )
+    return IndexSource(
         images,
-        tags,
+        PackedTags(list(map(strategy.alias_of, names)), packed),
         buckets=strategy.bucket_of,
         aliases=dict(strategy.aliases),
         trigger=strategy.trigger,
         changed=ws.will_change,
         flagged=flagged,
     )
+
+
+def build_index(source: IndexSource) -> TagIndex:
+    """The index of what `index_source` read (any thread)."""
+    return source.build()
+
+
+def workspace_index(ws: object) -> TagIndex:
+    """A `TagIndex` of an open `Workspace`, with its images sorted by path: tags as its
+    strategy sees them, `changed` as a save would find it, `flagged` from its problems."""
+    return index_source(ws).build()

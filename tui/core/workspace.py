@@ -17,7 +17,8 @@ from array import array
 from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import chain
+from itertools import chain, repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -919,6 +920,39 @@ class Workspace:
         kept.extend(t for t in edits.added if t.casefold() not in present)
         return tuple(kept)
 
+    def tag_ids(self, images: Iterable[str]) -> tuple[list[str], list[bytes]]:
+        """The tags of these images as `image_tags` gives them, as packed ids (`pack_ids`,
+        distinct within an image, in the image's order) into the returned table of tags: the
+        parser's, then any that only the tagger or per-image edits give. What a pass over
+        the whole dataset reads instead of a `str` per image x tag: an image whose tags are
+        its caption's, unedited, costs a lookup (its ids are the ones kept at open)."""
+        assert self._parser is not None
+        names = list(self._parser.names)
+        packed = self._packed
+        by_image = self.by_image
+        edits = self.state.image_edits
+        scored = bool(self._score_keys) and self.strategy.tagger.source != "caption"
+        if not scored and not edits:  # the common case, in C: no tag as a string at all
+            captions = map(attrgetter("caption"), map(by_image.__getitem__, images))
+            return names, list(map(packed.get, captions, repeat(b"")))
+        id_of: dict[str, int] | None = None
+        out: list[bytes] = []
+        for image in images:
+            if not scored and image not in edits:
+                out.append(packed.get(by_image[image].caption) or b"")
+                continue
+            if id_of is None:
+                id_of = {name: i for i, name in enumerate(names)}
+            ids: list[int] = []
+            for tag in self.image_tags(image):
+                i = id_of.get(tag)
+                if i is None:
+                    i = id_of[tag] = len(names)
+                    names.append(tag)
+                ids.append(i)
+            out.append(pack_ids(list(dict.fromkeys(ids))))
+        return names, out
+
     def removed_on(self, image: str, rows: Iterable[str] | None = None) -> frozenset[str]:
         """The tags removed from one image (of `rows`, default: all its tags with the removed
         ones), as the checklist shows them struck through."""
@@ -944,12 +978,14 @@ class Workspace:
         images); those of captions changed on disk are left out: they are shown live and go
         away once adopted or overwritten."""
         warnings: dict[str, list[str]] = {}
+        problems = [p for p in self.problems if p.path not in self.changed_on_disk]
+        paths = {p.path for p in problems}
         by_caption: dict[str, list[str]] = {}
-        for entry in self.images:
-            by_caption.setdefault(entry.caption, []).append(entry.image)
-        for problem in self.problems:
-            if problem.path in self.changed_on_disk:
-                continue
+        if paths:  # (the images of the captions with a problem only)
+            for entry in self.images:
+                if entry.caption in paths:
+                    by_caption.setdefault(entry.caption, []).append(entry.image)
+        for problem in problems:
             for image in by_caption.get(problem.path, [problem.path]):
                 if image in self.by_image:
                     warnings.setdefault(image, []).append(problem.message)
