@@ -67,13 +67,13 @@ def assert_state_agrees(root: Path) -> None:
 
 def test_every_file_written_by_several_threads_and_recorded(root, monkeypatch):
     threads: set[str] = set()
-    real = writeback.write_file_atomic
+    real = writeback.write_files_atomic
 
-    def tracking(path: Path, data: bytes) -> None:
+    def tracking(items, done) -> None:
         threads.add(threading.current_thread().name)
-        real(path, data)
+        real(items, done)
 
-    monkeypatch.setattr(writeback, "write_file_atomic", tracking)
+    monkeypatch.setattr(writeback, "write_files_atomic", tracking)
     with Workspace.open(root) as ws:
         ws.use_strategy(KD)
         report = writeback.apply(ws)
@@ -187,20 +187,23 @@ def test_interrupted_apply_is_recorded_and_finished_by_the_next(root):
 
 
 def test_a_bug_in_one_write_stops_the_rest_and_is_raised(root, monkeypatch):
-    real = writeback.write_file_atomic
+    real = writer.os.replace
 
-    def buggy(path: Path, data: bytes) -> None:
-        if path.name == "img050.txt":
+    def buggy(src, dst, **kwargs):
+        if os.path.basename(dst) == "img050.txt":
             raise RuntimeError("a bug")
-        real(path, data)
+        return real(src, dst, **kwargs)
 
-    monkeypatch.setattr(writeback, "write_file_atomic", buggy)
+    monkeypatch.setattr(writer.os, "replace", buggy)
     with Workspace.open(root) as ws:
         ws.use_strategy(KD)
         with pytest.raises(RuntimeError, match="a bug"):
             writeback.apply(ws)
     monkeypatch.undo()
     assert on_disk(root)["img050.txt"] == old_bytes("img050")
+    for caption, data in on_disk(root).items():  # each file whole, old or new
+        assert data in (old_bytes(caption[:-4]), new_bytes(caption[:-4]))
+    assert temp_files(root) == []  # the temp files of the batch it stopped are gone
     with Workspace.open(root) as ws:  # the files written before it stopped are ours
         assert ws.changed_on_disk == set()
         writeback.apply(ws)
