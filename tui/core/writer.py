@@ -1,6 +1,7 @@
 """Atomic file writes: the only code in the project that writes a caption file.
 
-A write goes to a temp file in the same folder, is fsynced, gets the old file's mode bits and
+A write goes to a temp file in the same folder, gets the old file's mode bits, is made durable
+(its own fsync, or for a batch of files one `syncfs` of their filesystem) and only then
 replaces the old file with `os.replace`, so a crash leaves either the old or the new bytes.
 """
 
@@ -217,6 +218,16 @@ def _syncfs_fd(folder: str) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def syncs_in_batches(folder: str) -> bool:
+    """Whether `write_files_atomic` makes the files it writes in `folder` durable with one
+    `syncfs` per batch (else with an fsync of each)."""
+    fd = _syncfs_fd(folder)
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
 
 
 def _syncfs(fd: int) -> OSError | None:
