@@ -30,7 +30,7 @@ def write_file_atomic(path: Path, data: bytes) -> None:
     except FileNotFoundError:
         mode = None
     tmp = os.path.join(os.path.dirname(path), temp_name(os.path.basename(path)))
-    fd = _create_temp(tmp, data, mode)
+    fd = _create_temp(tmp, data, mode, _umask())
     try:
         try:
             os.fsync(fd)
@@ -43,23 +43,24 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _create_temp(tmp: str, data: bytes, mode: int | None) -> int:
-    """A new temp file `tmp` holding `data` (mode bits `mode`, else 0o644 less the umask),
-    its fd open; on any error it is removed and the error raised."""
+def _create_temp(tmp: str, data: bytes, mode: int | None, umask: int) -> int:
+    """A new temp file `tmp` holding `data` (mode bits `mode`, else 0o644 less the umask,
+    `umask`), its fd open; on any error it is removed and the error raised."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    create = 0o644 if mode is None else mode
     try:
-        fd = os.open(tmp, flags, 0o644)
+        fd = os.open(tmp, flags, create)
     except FileExistsError:
         # A stale temp file of this name (a crash of a process with our pid) is removed, and
         # the new one created exclusively: whatever sat there (a link, a FIFO) is never opened.
         os.unlink(tmp)
-        fd = os.open(tmp, flags, 0o644)
+        fd = os.open(tmp, flags, create)
     try:
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        if mode is not None:
+        if mode is not None and mode & umask:  # the umask took bits the file must keep
             os.fchmod(fd, mode)
     except BaseException:
         os.close(fd)
@@ -67,6 +68,19 @@ def _create_temp(tmp: str, data: bytes, mode: int | None) -> int:
             os.unlink(tmp)
         raise
     return fd
+
+
+def _umask() -> int:
+    """The process's umask as Linux reports it (no call that changes it, which would race
+    with other threads creating files); every bit where it cannot be read."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o7777
 
 
 # One file of a batch: its path, the bytes it gets (None: it is removed) and its mode bits
@@ -91,6 +105,7 @@ def write_files_atomic(
     other exception (Ctrl-C, a bug) removes the temp files not yet renamed and is raised: an
     item `done` has not heard of has its old bytes."""
     sync_fds: dict[str, int | None] = {}  # folder → its fd to `syncfs`, None: fsync each file
+    umask = _umask()
     temps: dict[int, str] = {}  # index → temp file not yet renamed (removed if we stop)
     try:
         for i, (path, data, mode) in enumerate(items):
@@ -108,7 +123,7 @@ def write_files_atomic(
                 sync_fds[folder] = _syncfs_fd(folder)
             tmp = os.path.join(folder, temp_name(name))
             try:
-                fd = _create_temp(tmp, data, mode)
+                fd = _create_temp(tmp, data, mode, umask)
             except OSError as exc:
                 done(i, exc)
                 continue
