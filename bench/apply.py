@@ -12,8 +12,9 @@ changes. Rows, each the median of `--runs` runs:
 
 - floor: write -- a plain loop writing every new caption over its file in a copy of the
   folder (open "w", write, close: no temp file, no fsync, not atomic).
-- apply all -- `Workspace.apply` writing every caption (each atomically: temp file, fsync,
-  `os.replace`), with the check of each file before it and the state's bookkeeping.
+- apply all -- `Workspace.apply` writing every caption (each atomically: temp file, made
+  durable -- one `syncfs` per batch where the filesystem honours it, else an fsync each --
+  then `os.replace`), with the check of each file before it and the state's bookkeeping.
 - restore all -- `Workspace.restore` putting every original back the same way.
 
 Before each timed run the files hold their old bytes and `os.sync()` has put everything on
@@ -81,7 +82,10 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="lora-curator-bench-", dir=args.dir) as tmp:
         base = Path(tmp)
-        print(f"lora-curator apply bench: N = {args.n:,} images, {workers} writer thread(s)")
+        print(
+            f"lora-curator apply bench: N = {args.n:,} images, up to {workers} thread(s) "
+            f"(batches synced at once: {writeback.BATCH_WORKERS})"
+        )
         print(
             f"machine: {platform.system()} {platform.machine()}, nproc {os.cpu_count()}, "
             f"{platform.python_implementation()} {platform.python_version()}"

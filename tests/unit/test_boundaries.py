@@ -144,6 +144,7 @@ WORKSPACE_INTERNALS = frozenset({"state", "store"})
 WRITING_CALLS = frozenset(
     {
         "write_file_atomic",
+        "write_files_atomic",
         "save_profile",
         "write_text",
         "write_bytes",
