@@ -241,12 +241,13 @@ class Probe:
                 self.profiler.enable()
 
     def on_curator_frame(self, app: CuratorApp, now: float) -> None:
-        if app.ws is None:
-            return
+        # The files are listed (and previewed) once the folders are scanned, before `ws`.
         if self.files_frame is None and app.files.rows:
             self.files_frame = now
         if self.preview_frame is None and app.preview.drawn(app.image):
             self.preview_frame = now
+        if app.ws is None:
+            return
         if self.ready_frame is None and not app.busy:
             self.ready_frame = now
         if self.index_frame is None and not app.busy and app.files.index is not None:
