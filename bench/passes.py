@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
-import time
 from array import array
-from collections.abc import Callable
 from itertools import accumulate
 
 from engine import Row, make_vocabulary, print_table
+from suggest import median_seconds
 
 from tui.core.implied import implied_counts, implied_counts_ids
 from tui.core.postings import PackedTags
@@ -49,15 +47,6 @@ def images_of(vocabulary: list[str], n: int, rng: random.Random) -> list[list[st
     ]
 
 
-def median_s(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", nargs="?", default="10k", help="images: 10k, 100k or a number")
@@ -74,7 +63,7 @@ def main() -> None:
         ids = {t: i for i, t in enumerate(vocabulary)}
         packed = [pack_ids([ids[t] for t in tags]) for tags in images]
         paths = [f"{i:07d}.png" for i in range(n)]
-        floor = median_s(lambda: [array("I", p) for p in packed], args.runs)  # noqa: B023
+        floor = median_seconds(lambda: [array("I", p) for p in packed], args.runs)  # noqa: B023
         found = len(implied_counts_ids(PackedTags(vocabulary, packed)))
         timed = {
             f"implied ({found} tags), strings": lambda: implied_counts(images),  # noqa: B023
@@ -89,7 +78,7 @@ def main() -> None:
         }
         rows.append(Row(f"{label}: floor, an array of ids per image", floor))
         for name, fn in timed.items():
-            rows.append(Row(f"{label}: {name}", median_s(fn, args.runs), floor=floor))
+            rows.append(Row(f"{label}: {name}", median_seconds(fn, args.runs), floor=floor))
     print_table(rows)
 
 
