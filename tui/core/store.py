@@ -771,10 +771,7 @@ class Store:
                 self._guard("cannot record the folders' listing"),
             ):
                 if listing:
-                    self.conn.execute(
-                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('listing', ?)",
-                        (listing,),
-                    )
+                    self.set_meta("listing", listing)
                 else:
                     self.conn.execute("DELETE FROM meta WHERE key = 'listing'")
 
