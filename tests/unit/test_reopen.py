@@ -19,7 +19,14 @@ from tests.conftest import write_dataset
 from tui.core import dataset as dataset_module
 from tui.core import workspace as workspace_module
 from tui.core.dataset import STATE_DIR
-from tui.core.store import STATE_FILE, STATE_SCHEMA, NewerStateError
+from tui.core.store import (
+    STATE_FILE,
+    STATE_SCHEMA,
+    CorruptStateError,
+    NewerStateError,
+    Store,
+    content_hash,
+)
 from tui.core.strategy import CaptionFormat, Strategy
 from tui.core.workspace import Workspace
 
@@ -297,3 +304,182 @@ def test_a_reopen_says_it_finds_changed_captions_not_that_it_reads_them(ds: Path
     assert "read" in phases_of_open()  # the first open reads every caption
     again = phases_of_open()
     assert "changed" in again and "read" not in again
+
+
+# ---- the reopen record: one value instead of every file record --------------------------
+
+
+@pytest.fixture
+def store_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[object]]:
+    """What an open asks the state for: the file records it reads (None: every one) and
+    each check of the original copies."""
+    calls: dict[str, list[object]] = {"rows": [], "verify": []}
+    real_rows, real_verify = Store.file_rows, Store.verify_originals
+
+    def file_rows(self: Store, captions: list[str] | None = None):  # type: ignore[no-untyped-def]
+        calls["rows"].append(None if captions is None else sorted(captions))
+        return real_rows(self, captions)
+
+    def verify(self: Store) -> None:
+        calls["verify"].append(True)
+        real_verify(self)
+
+    monkeypatch.setattr(Store, "file_rows", file_rows)
+    monkeypatch.setattr(Store, "verify_originals", verify)
+    return calls
+
+
+def _sql(root: Path, *statements: str) -> None:
+    conn = sqlite3.connect(root / STATE_DIR / STATE_FILE, isolation_level=None)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+    finally:
+        conn.close()
+
+
+def outcome(ws: Workspace) -> tuple[object, ...]:
+    """Everything an open found that a user sees."""
+    return (
+        tags_of(ws),
+        {e.image: ws.caption_for(e.image) for e in ws.images},
+        {e.image: ws.will_change(e.image) for e in ws.images},
+        sorted(ws.changed_on_disk),
+        dict(ws.disk_hash),
+        sorted((p.path, p.message) for p in ws.problems),
+        ws.tag_counts(),
+    )
+
+
+def outcome_without_record(root: Path) -> tuple[object, ...]:
+    _sql(root, "DELETE FROM reopen")
+    with Workspace.open(root, read_only=True) as ws:
+        return outcome(ws)
+
+
+def test_a_reopen_with_nothing_changed_reads_no_record_and_checks_no_copy(
+    ds: Path, reads: list[str], store_reads: dict[str, list[object]]
+) -> None:
+    with Workspace.open(ds) as ws:
+        first, counts = tags_of(ws), ws.tag_counts()
+    assert store_reads == {"rows": [None], "verify": [True]}
+    for read_only in (False, True, False):
+        store_reads["rows"].clear()
+        store_reads["verify"].clear()
+        reads.clear()
+        with Workspace.open(ds, read_only=read_only) as ws:
+            assert tags_of(ws) == first and ws.tag_counts() == counts
+            assert not ws.problems and not ws.changed_on_disk
+            assert ws.disk_hash["a.txt"] == content_hash((ds / "a.txt").read_bytes())
+        assert reads == [] and store_reads == {"rows": [[]], "verify": []}
+
+
+def test_a_changed_file_is_read_alone_and_the_record_follows(
+    ds: Path, reads: list[str], store_reads: dict[str, list[object]]
+) -> None:
+    with Workspace.open(ds):
+        pass
+    (ds / "b.txt").write_text("hat, smile\n")
+    later = HOUR_AGO + 10**9
+    os.utime(ds / "b.txt", ns=(later, later))
+    reads.clear()
+    with Workspace.open(ds) as ws:
+        assert reads == ["b.txt"]
+        seen = outcome(ws)
+    reads.clear()
+    store_reads["verify"].clear()
+    with Workspace.open(ds) as ws:
+        assert outcome(ws) == seen
+    assert reads == [] and store_reads["verify"] == []  # the record held
+    assert seen == outcome_without_record(ds)
+
+
+def test_a_copy_changed_through_sqlite_is_still_refused(ds: Path) -> None:
+    for _ in range(2):  # the second open keeps the record, the third would use it
+        with Workspace.open(ds):
+            pass
+    _sql(ds, "UPDATE files SET original = x'00' WHERE caption = 'b.txt'")
+    for read_only in (True, False):
+        with pytest.raises(CorruptStateError, match="does not match its digest"):
+            Workspace.open(ds, read_only=read_only)
+
+
+def test_without_its_triggers_the_record_is_not_trusted_and_they_come_back(
+    ds: Path, store_reads: dict[str, list[object]]
+) -> None:
+    with Workspace.open(ds):
+        pass
+    _sql(ds, "DROP TRIGGER reopen_files_update")
+    store_reads["verify"].clear()
+    with Workspace.open(ds, read_only=True):
+        pass
+    assert store_reads["verify"] == [True]  # checked: the record is not trusted
+    with Workspace.open(ds):  # a writable open puts the trigger back
+        pass
+    _sql(ds, "UPDATE files SET original = x'00' WHERE caption = 'b.txt'")
+    with pytest.raises(CorruptStateError, match="does not match its digest"):
+        Workspace.open(ds)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE reopen SET data = x'00'",
+        "UPDATE reopen SET data = substr(data, 1, length(data) - 4)",
+        "UPDATE reopen SET data = 'text'",
+        # the right size, with every stat and tag count scrambled
+        "UPDATE reopen SET data = substr(data, 1, 36) || randomblob(length(data) - 36)",
+    ],
+)
+def test_a_damaged_record_is_ignored(ds: Path, damage: str) -> None:
+    with Workspace.open(ds) as ws:
+        expected = tags_of(ws)
+    _sql(ds, damage)
+    with Workspace.open(ds) as ws:
+        assert tags_of(ws) == expected and not ws.problems
+    with Workspace.open(ds) as ws:
+        assert tags_of(ws) == expected and not ws.problems
+
+
+def test_saved_adopted_absent_and_gone_captions_open_as_without_the_record(
+    ds: Path, reads: list[str], store_reads: dict[str, list[object]]
+) -> None:
+    write_dataset(ds, {"e.png": None})  # no caption file, until apply writes one
+    (ds / "f.png").symlink_to("missing.png")  # a broken link: not an image
+    backdate(ds)
+    with Workspace.open(ds) as ws:
+        ws.use_strategy(Strategy(name="kd", trigger="kd"))
+        ws.apply()
+    backdate(ds)
+    (ds / "d.txt").write_text("kd, hat\n")  # another tool
+    (ds / "a.txt").write_text("kd, hat\n")
+    (ds / "sub/c.png").unlink()  # its caption is now an orphan, its record gone
+    backdate(ds)
+    with Workspace.open(ds) as ws:
+        assert ws.changed_on_disk == {"a.txt", "d.txt"}
+        ws.adopt_disk_version("d.txt")
+    for again in (False, True):  # adopting changed a record: the second open has one
+        reads.clear()
+        store_reads["verify"].clear()
+        with Workspace.open(ds) as ws:
+            seen = outcome(ws)
+            assert ws.changed_on_disk == {"a.txt"}
+            assert ws.caption_for("e.png") == "kd\n"
+            assert [p.path for p in ws.problems if "gone" in p.message] == ["sub/c.txt"]
+        assert reads == [] and store_reads["verify"] == ([] if again else [True])
+    assert seen == outcome_without_record(ds)
+
+
+def test_an_image_without_caption_opens_as_without_the_record(ds: Path, reads: list[str]) -> None:
+    write_dataset(ds, {"e.png": None})
+    backdate(ds)
+    for _ in range(3):
+        with Workspace.open(ds) as ws:
+            assert ws.image_tags("e.png") == () and ws.disk_hash["e.txt"] is None
+    reads.clear()
+    (ds / "e.txt").write_text("hat\n")
+    os.utime(ds / "e.txt", ns=(HOUR_AGO, HOUR_AGO))
+    with Workspace.open(ds) as ws:
+        assert reads == ["e.txt"] and ws.changed_on_disk == {"e.txt"}
+        seen = outcome(ws)
+    assert seen == outcome_without_record(ds)

@@ -29,7 +29,7 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +42,10 @@ from tui.core.writer import fsync_folder
 STATE_FILE = "state.sqlite3"
 # 1: files, edits, blobs, meta. 2: + `files.seen` and `tag_names` (what the last open saw of
 # each caption file, so a reopen reads only the files that changed). An older state is
-# migrated in place when opened for writing (read-only, it is read as it is).
-STATE_SCHEMA = 2
+# migrated in place when opened for writing (read-only, it is read as it is). 3: + `reopen`
+# (what a reopen needs when nothing changed, in one row: see `reopen_record`) and the
+# triggers that forget it whenever a file record or the tag table changes.
+STATE_SCHEMA = 3
 
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,6 +72,21 @@ _MIGRATE_1_TO_2 = (
     "ALTER TABLE files ADD COLUMN seen BLOB",
     "CREATE TABLE IF NOT EXISTS tag_names (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
 )
+# Any change to a file record or to the tag table, by this program or any other SQLite
+# client, forgets the reopen record: it only ever describes the records as they are.
+_REOPEN_TRIGGERS = tuple(
+    (f"reopen_{table}_{op.lower()}", table, op)
+    for table in ("files", "tag_names")
+    for op in ("INSERT", "UPDATE", "DELETE")
+)
+_MIGRATE_2_TO_3 = (
+    "CREATE TABLE IF NOT EXISTS reopen (id INTEGER PRIMARY KEY CHECK (id = 0), data BLOB)",
+    *(
+        f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {op} ON {table} BEGIN DELETE FROM reopen; END"
+        for name, table, op in _REOPEN_TRIGGERS
+    ),
+)
+_SCHEMA_SQL += "".join(f"{sql};\n" for sql in _MIGRATE_2_TO_3)
 
 # `files.seen`: the caption file as the last open found it. A stat (size, mtime in ns,
 # inode, and its mode), the digest of the bytes read then, whether tags follow, and the tags of the
@@ -309,6 +326,8 @@ class Store:
         self.schema = STATE_SCHEMA
         self._snapshot: threading.Thread | None = None
         self._snapshot_error: BaseException | None = None
+        # Whether the `reopen` table and every trigger that keeps it true are in place.
+        self._reopen_guarded = False
 
     # ---- connections ------------------------------------------------------------------------
 
@@ -504,6 +523,11 @@ class Store:
             for table in _TABLES_2 if self.schema >= 2 else _TABLES:
                 if table not in tables:
                     raise self.damaged(f"the {table} table is missing")
+            # A cache: without its table or a trigger it is not used (and made again).
+            self._reopen_guarded = self.schema >= 3 and {
+                "reopen",
+                *(name for name, _, _ in _REOPEN_TRIGGERS),
+            }.issubset(tables)
             problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
             if problem != "ok":
                 text = " ".join(str(problem).replace("*** in database main ***", "").split())
@@ -548,14 +572,20 @@ class Store:
     def _migrate(self) -> None:
         """Bring an older (checked) state to this version's schema, in place, in one
         transaction: a failure leaves it as it was (and still usable by the older version)."""
-        if self.schema >= STATE_SCHEMA:
+        if self.schema >= STATE_SCHEMA and self._reopen_guarded:
             return
         with self.transaction("cannot update the state to this version's schema") as conn:
-            for sql in _MIGRATE_1_TO_2:
+            if self.schema < 2:
+                for sql in _MIGRATE_1_TO_2:
+                    conn.execute(sql)
+            for sql in _MIGRATE_2_TO_3:  # also what puts back a dropped trigger
                 conn.execute(sql)
-            self.set_meta("schema", str(STATE_SCHEMA))
-            self.set_meta("written_by", f"lora-curator {__version__}")
+            conn.execute("DELETE FROM reopen")
+            if self.schema < STATE_SCHEMA:
+                self.set_meta("schema", str(STATE_SCHEMA))
+                self.set_meta("written_by", f"lora-curator {__version__}")
         self.schema = STATE_SCHEMA
+        self._reopen_guarded = True
 
     def _int_meta(self, key: str, low: int, high: int) -> int:
         label = {"saved": "saved position"}.get(key, key)
@@ -660,12 +690,12 @@ class Store:
             out[path_from_key(row[0])] = FileRecord._make(row[1:])
         return out
 
-    def file_rows(self) -> dict[str, tuple[Any, ...]]:
-        """What the state knows of every caption file, as opening a dataset reads it: caption
-        → (its key, original hash, known hash, pending hash, seen). `seen` is what the last
-        open saw of the file (see `pack_seen`; None when unknown or not usable: a cache, so a
-        bad one is ignored, never trusted). The hashes are checked like `file_records`'s,
-        in SQL: a dataset of a million files reads this in one pass."""
+    def file_rows(self, captions: list[str] | None = None) -> dict[str, tuple[Any, ...]]:
+        """What the state knows of every caption file (or of `captions`), as opening a
+        dataset reads it: caption → (its key, original hash, known hash, pending hash, seen).
+        `seen` is what the last open saw of the file (see `pack_seen`; None when unknown or
+        not usable: a cache, so a bad one is ignored, never trusted). The hashes are checked
+        like `file_records`'s, in SQL: a dataset of a million files reads this in one pass."""
         self.wait_for_snapshot()
         ok = " AND ".join(
             f"({c} IS NULL OR (typeof({c}) = 'blob' AND length({c}) = 16))"
@@ -677,14 +707,23 @@ class Store:
             if self.schema >= 2
             else "?1 IS NULL"
         )
+        # A row that is not valid gets no key: one such row sends it the slow way, which
+        # names it.
+        query = (
+            f"SELECT CASE WHEN typeof(caption) IN ('text', 'blob') AND {ok} THEN caption "
+            f"END, original_hash, known_hash, pending_hash, {seen} FROM files"
+        )
         with self._guard("cannot read the state"):
-            rows = self.conn.execute(
-                # A row that is not valid gets no key: one such row sends it the slow way,
-                # which names it.
-                f"SELECT CASE WHEN typeof(caption) IN ('text', 'blob') AND {ok} THEN caption "
-                f"END, original_hash, known_hash, pending_hash, {seen} FROM files",
-                (SEEN_HEADER,),
-            ).fetchall()
+            if captions is None:
+                rows = self.conn.execute(query, (SEEN_HEADER,)).fetchall()
+            else:
+                rows = []
+                for caption in captions:
+                    rows.extend(
+                        self.conn.execute(
+                            query + " WHERE caption = ?2", (SEEN_HEADER, path_key(caption))
+                        )
+                    )
         out = {(r[0] if r[0].__class__ is str else path_from_key(r[0])): r for r in rows if r[0]}
         if len(out) != len(rows) and any(r[0] is None for r in rows):
             self.file_records()  # raises the `CorruptStateError` naming the row
@@ -694,22 +733,68 @@ class Store:
         """Check every original copy against its digest (a `CorruptStateError` naming the
         first one that does not match), streaming: memory stays flat at a million files.
 
-        A reopen reads no original (the tags of each are kept), so this is what still
-        refuses a state whose copies were damaged, as reading them would."""
-        blake = hashlib.blake2b
+        A reopen reads no original (the tags of each are kept): this is what still refuses
+        a state whose copies were damaged, as reading them would. A reopen that finds the
+        `reopen_record` skips it: the records are as they were when it was last checked."""
         with self._guard("cannot read the originals"):
-            cursor = self.conn.execute("SELECT caption, original, original_hash FROM files")
-            for key, data, digest in cursor:
-                if data is None:
-                    if digest is None:
-                        continue
-                elif data.__class__ is bytes and blake(data, digest_size=16).digest() == digest:
+            damaged = self._damaged_original(self.conn)
+        if damaged is not None:
+            raise self.damaged(
+                f"the copy of the original of {_shown(damaged)!r} does not match its digest"
+            )
+
+    @staticmethod
+    def _damaged_original(conn: sqlite3.Connection) -> str | None:
+        """The first caption whose original copy does not match its digest (None: none)."""
+        blake = hashlib.blake2b
+        cursor = conn.execute("SELECT caption, original, original_hash FROM files")
+        for key, data, digest in cursor:
+            if data is None:
+                if digest is None:
                     continue
-                cursor.close()
-                caption = path_from_key(key) if isinstance(key, (str, bytes)) else str(key)
-                raise self.damaged(
-                    f"the copy of the original of {_shown(caption)!r} does not match its digest"
-                )
+            elif data.__class__ is bytes and blake(data, digest_size=16).digest() == digest:
+                continue
+            cursor.close()
+            return path_from_key(key) if isinstance(key, (str, bytes)) else str(key)
+        return None
+
+    def reopen_record(self) -> bytes | None:
+        """What the last open kept for the next one (`save_scan`'s `reopen`), while no file
+        record and no tag changed since (the triggers forget it at any change) and every
+        original copy was checked since; None when there is none, or its table or a trigger
+        is missing (a cache: the open then reads the records and checks the copies)."""
+        if not self._reopen_guarded:
+            return None
+        try:
+            with self._guard("cannot read the state"):
+                row = self.conn.execute("SELECT data FROM reopen WHERE id = 0").fetchone()
+        except StateError:
+            return None
+        data = row[0] if row is not None else None
+        return data if data.__class__ is bytes and data else None
+
+    def _record_reopen(self, data: bytes, background: bool) -> None:
+        """Keep `data` as the reopen record, once every original copy is checked, unless a
+        file record changes meanwhile. The check reads in its own snapshot, holding no
+        write lock (an edit never waits for it): an empty placeholder is written first, any
+        change deletes it (the triggers), and the record replaces it only if it is there."""
+        if not self._reopen_guarded:
+            return
+        hold = self._gate.hold
+        with hold(self.path, background=background), self._guard("cannot keep the reopen"):
+            self.conn.execute("INSERT OR REPLACE INTO reopen (id, data) VALUES (0, x'')")
+        conn = self.conn
+        with self._guard("cannot keep the reopen"):
+            conn.execute("BEGIN")
+            try:
+                damaged = self._damaged_original(conn)
+            finally:
+                conn.execute("COMMIT")
+        with hold(self.path, background=background), self._guard("cannot keep the reopen"):
+            if damaged is None:
+                conn.execute("UPDATE reopen SET data = ? WHERE id = 0 AND data = x''", (data,))
+            else:
+                conn.execute("DELETE FROM reopen")
 
     def listing(self) -> str | None:
         """The scan of the dataset's folders kept by the last open (`save_scan`), for the
@@ -748,6 +833,7 @@ class Store:
         signature: str,
         background: bool = False,
         listing: str | None = None,
+        reopen: Callable[[], bytes] | None = None,
     ) -> None:
         """After an open: snapshot the caption files seen for the first time (caption,
         bytes, their hash, seen), and record what was seen of the others (caption, seen).
@@ -755,12 +841,14 @@ class Store:
         `names` are the tags from id `first_id` on, which the seen rows use; `first_id` 0
         replaces the tag table (the parser changed: every other seen row is forgotten).
         `listing` is the scan to keep for the next open (see `listing`; "" forgets the kept
-        one, None leaves it). `background` as for `add_originals`: on a thread, in chunks."""
+        one, None leaves it). What `reopen()` makes is kept as the `reopen_record` once all
+        of that is recorded and the originals are checked. `background` as for `add_originals`: on a
+        thread, in chunks."""
         if self.read_only:
             return
         rows = [(path_key(c), data, digest, digest, s) for c, data, digest, s in originals]
         updates = [(s, path_key(c)) for c, s in seen]
-        if not (rows or updates or names or first_id == 0 or listing is not None):
+        if not (rows or updates or names or first_id == 0 or listing is not None or reopen):
             return
 
         def record_listing(bg: bool) -> None:
@@ -803,12 +891,14 @@ class Store:
             # What was seen is a cache: when it cannot be recorded (a full disk), the next
             # open reads those files again. Only the snapshot of the originals must succeed.
             # Nor does it wait for another program holding the database.
+            keep = reopen
             try:
                 with self._impatient():
                     record_names(bg)
             except StateError:
                 rows[:] = [(*r[:4], None) for r in rows]
                 updates.clear()
+                keep = None  # its tag ids are not all in the table
             self._insert_originals(rows, background=bg)
             with suppress(StateError), self._impatient():
                 self._chunked(
@@ -819,6 +909,13 @@ class Store:
                 )
             with suppress(StateError), self._impatient():
                 record_listing(bg)
+            if keep is not None:
+                try:
+                    data = keep()
+                except Exception:  # a cache: not keeping it costs the next open time only
+                    return
+                with suppress(StateError), self._impatient():
+                    self._record_reopen(data, bg)
 
         self._start(run, background)
 

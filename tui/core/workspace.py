@@ -17,7 +17,9 @@ from array import array
 from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import chain, repeat
+from contextlib import contextmanager
+from functools import partial
+from itertools import accumulate, chain, islice, repeat
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,15 @@ from tui.core.edits import (
     replay,
 )
 from tui.core.profile import ProfileError, concept_to_dict, strategy_from_dict, strategy_to_dict
+from tui.core.reopen import (
+    ABSENT,
+    NOT_HELD,
+    ReopenRecord,
+    encode_names,
+    pack_record,
+    parse_record,
+)
+from tui.core.reopen import ENTRY as _ENTRY
 from tui.core.scores import (
     MODEL_SPEC_KEY,
     QUANT,
@@ -205,6 +216,78 @@ def _least_quantised(threshold: float) -> int:
     return q
 
 
+def _pack_record(
+    signature: str,
+    kept: ReopenRecord | None,
+    aligned: bool,
+    names: bytes,
+    captions: list[str],
+    general: set[str],
+    gone: list[str],
+    unrecorded: list[str],
+    skip: set[str],
+    rows: dict[str, tuple[Any, ...]],
+    fresh: dict[str, bytes | None],
+    fixed: dict[str, bytes | None],
+    packed: dict[str, bytes],
+    disk_hash: dict[str, bytes | None],
+) -> bytes:
+    """The reopen record of an open (see `tui.core.reopen`). What was taken from the `kept`
+    one stays as it was; a caption opened the general way is held when nothing about it
+    needs a look next time: its stat is kept, what is on disk is what the state knows was
+    written, and it is not in `skip` (adopted, a link, special, unreadable, warned about or
+    changed on disk)."""
+    entries: list[bytes] = []
+    all_tags: list[bytes] = []
+    counts = array("I")
+    kept_entries = kept.entries if kept is not None else b""
+    index: dict[str, int] = {}
+    if kept is not None and not aligned:
+        index = {name: j for j, name in enumerate(kept.caption_names())}
+    for i, caption in enumerate(captions):
+        tags = packed.get(caption, b"")
+        entry = NOT_HELD
+        if caption not in general:  # taken from the kept record, as it was
+            j = i if aligned else index[caption]
+            entry = kept_entries[j * _ENTRY : (j + 1) * _ENTRY]
+        elif caption not in skip and caption in packed:
+            row = rows.get(caption)
+            digest = disk_hash.get(caption)
+            known = fixed.get(caption, row[2] if row is not None else digest)
+            if caption in fresh:
+                stat = fresh[caption]
+                if stat is None and digest is None and known is None:
+                    stat = ABSENT  # no file, and none is known: absent next time too
+            else:
+                stat = row[4][:_STAT_END] if row is not None and row[4] else None
+            if stat is not None and stat != NO_STAT and digest == known:
+                entry = stat + (digest or bytes(16))
+        if entry is NOT_HELD:
+            tags = b""
+        entries.append(entry)
+        counts.append(len(tags) // 4)
+        all_tags.append(tags)
+    return pack_record(
+        signature, names, gone, unrecorded, b"".join(entries), counts, b"".join(all_tags)
+    )
+
+
+@contextmanager
+def _folder_stat(root: Path) -> Iterator[Callable[[str], os.stat_result]]:
+    """`os.lstat` of paths relative to `root`, through a descriptor of the folder where
+    the system has them (the kernel then walks only the relative part: a reopen stats
+    every caption)."""
+    if os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY"):
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            yield partial(os.stat, dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
+        return
+    prefix = f"{root}/"
+    yield lambda path: os.lstat(prefix + path)
+
+
 def _is_image_name(name: str) -> bool:
     dot = name.rfind(".")
     return dot > 0 and (name[dot:].lower() in IMAGE_EXTENSIONS or name[dot:].lower() == ".avif")
@@ -275,6 +358,9 @@ class Workspace:
         self.links: dict[str, str] = {}
         self._link_targets: dict[str, list[str]] = {}  # real path → the captions linking to it
         self._caption_set: set[str] = set()
+        # The open used the reopen record: no file record changed since the originals
+        # were last checked (see `tui.core.reopen`).
+        self._records_checked = False
         self.problems: list[Problem] = []
         # The working strategy as the edit log has it (None: the log holds none yet); a
         # session override (`--profile`) differs from it until `use_strategy` records it.
@@ -334,9 +420,10 @@ class Workspace:
             ws.logged_strategy = logged if logged_has_strategy else None
         try:
             ws._load(progress, listed)
-            if store is not None:
+            if store is not None and not ws._records_checked:
                 # A reopen reads no original copy (their tags are kept): they are checked
-                # here, so a damaged one still stops the open, as reading it would.
+                # here, so a damaged one still stops the open, as reading it would; not
+                # when the reopen record held (no record changed since they were checked).
                 store.verify_originals()
         except BaseException:
             ws.close()  # never keep the dataset locked after a failed open
@@ -455,7 +542,6 @@ class Workspace:
         store = self.store
         parser = self._parser
         assert parser is not None
-        rows = store.file_rows() if store is not None else {}
         signature = parser.signature()
         cached = store.tag_names(signature) if store is not None else None
         use_seen = trust_seen and cached is not None and parser.load_names(cached)
@@ -468,6 +554,20 @@ class Workspace:
         self._caption_set = set(captions)
         packed = self._packed
         disk_hash = self.disk_hash
+        # The reopen record, when the last open kept one and no file record changed since.
+        kept = parse_record(store.reopen_record()) if use_seen and store is not None else None
+        if kept is not None and kept.signature != signature:
+            kept = None
+        self._records_checked = kept is not None
+        names = encode_names(captions)
+        aligned = kept is not None and kept.names == names
+        todo = captions if kept is None else self._reuse_record(kept, captions, aligned, progress)
+        # Every file record, or (the reopen record held) only those of the captions left.
+        every_row = kept is None or len(todo) > total // 8
+        if store is None:
+            rows: dict[str, tuple[Any, ...]] = {}
+        else:
+            rows = store.file_rows() if every_row else store.file_rows(todo)
         # A file changed less than this before it was read could change again within the
         # same timestamp tick and keep its stat: it is read again next time.
         racy = time.time_ns() - RACY_NS
@@ -481,7 +581,8 @@ class Workspace:
         record = store is not None and not store.read_only
         lstat, pack = os.lstat, SEEN_STAT.pack
         get_row = rows.get
-        for i, caption in enumerate(captions):
+        base = total - len(todo)
+        for i, caption in enumerate(todo, base):
             if progress is not None and (i % 1000 == 0 or i == total - 1):
                 # A reopen only looks at each file's stat: reading is for what changed.
                 progress("changed" if use_seen else "read", i + 1, total)
@@ -604,6 +705,41 @@ class Workspace:
                         else pack_seen(stat, digest, original_ids.get(caption)),
                     )
                 )
+        present = self._caption_set
+        # The captions the state has records of: every row, when all were read; else those
+        # the kept record says (no record changed since it was made).
+        if every_row or kept is None:
+            recorded = set(rows)
+        else:
+            recorded = {*kept.caption_names(), *kept.gone}.difference(kept.unrecorded)
+        gone = sorted(recorded - present)
+        if store is not None and not store.read_only:
+            writes = bool(new_files or seen_rows or fix_known or parser.names[first_id:])
+            keep = None
+            if kept is None or writes or not aligned:
+                # Made on the writer thread, from copies: the session may change these.
+                skip = (
+                    self.state.adopted.keys() | self.scan.special | self.unreadable.keys()
+                    | self.links.keys() | self._warned | self.changed_on_disk
+                )  # fmt: skip
+                recorded.update(c for c, *_ in new_files)
+                keep = partial(
+                    _pack_record,
+                    signature,
+                    kept,
+                    aligned,
+                    names,
+                    captions,
+                    set(todo),
+                    gone,
+                    [c for c in captions if c not in recorded],
+                    skip,
+                    rows,
+                    fresh,
+                    dict(fix_known),
+                    dict(packed),
+                    dict(disk_hash),
+                )
             store.save_scan(
                 new_files,
                 seen_rows,
@@ -612,9 +748,9 @@ class Workspace:
                 signature,
                 background=True,
                 listing=self._listing,
+                reopen=keep,
             )
-        present = self._caption_set
-        for caption in sorted(set(rows) - present):
+        for caption in gone:
             self.problems.append(
                 Problem(caption, "its image is gone since the last open; its history is kept")
             )
@@ -623,6 +759,60 @@ class Workspace:
                 Problem(caption, "changed on disk since lora-curator last wrote it")
             )
         return True
+
+    def _reuse_record(
+        self, kept: ReopenRecord, captions: list[str], aligned: bool, progress: Progress | None
+    ) -> list[str]:
+        """Take each caption whose file's stat is what the reopen record holds of it (its
+        digest and source tags); the captions left are returned, for the general way."""
+        adopted, special = self.state.adopted, self.scan.special
+        entries, tags = kept.entries, kept.tags
+        offsets = list(accumulate(kept.counts, initial=0))
+        places: Iterator[int | None]
+        if aligned:
+            places = iter(range(len(captions)))
+        else:
+            index = {name: j for j, name in enumerate(kept.caption_names())}
+            places = map(index.get, captions)
+        packed, disk_hash = self._packed, self.disk_hash
+        exclude = adopted.keys() | special
+        pack = SEEN_STAT.pack
+        total = len(captions)
+        todo: list[str] = []
+        with _folder_stat(self.root) as lstat:
+            for start in range(0, total, 1024):
+                if progress is not None:
+                    progress("changed", start, total)
+                for caption, j in zip(
+                    captions[start : start + 1024], islice(places, 1024), strict=False
+                ):
+                    if j is None or (exclude and caption in exclude):
+                        todo.append(caption)
+                        continue
+                    at = j * _ENTRY
+                    try:
+                        st = lstat(caption)
+                    except FileNotFoundError:
+                        if entries.startswith(ABSENT, at):
+                            disk_hash[caption] = None
+                            packed[caption] = b""
+                        else:
+                            todo.append(caption)
+                        continue
+                    except OSError:
+                        todo.append(caption)
+                        continue
+                    # The hot loop of a reopen: one lstat, one compare.
+                    if entries.startswith(
+                        pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode), at
+                    ):
+                        disk_hash[caption] = entries[at + _STAT_END : at + _ENTRY]
+                        packed[caption] = tags[offsets[j] * 4 : offsets[j + 1] * 4]
+                    else:
+                        todo.append(caption)
+        if progress is not None:
+            progress("changed", total, total)
+        return todo
 
     def _mark_unreadable(self, caption: str, why: str) -> None:
         self.problems.append(Problem(caption, why))

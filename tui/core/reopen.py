@@ -1,0 +1,110 @@
+"""The reopen record: what an open of a dataset needs when nothing changed, in one value.
+
+An open keeps, for every caption of the dataset (in the order of its images), the file's
+stat as that open saw it (`store.stat_key`), the digest of its bytes and its source tags as
+ids of the tag table. The next open then needs only one `lstat` per caption and this one
+value: no row of the file records is read, and, since the state's triggers forget the record
+whenever a file record or the tag table changes (`store.Store.reopen_record`), no original
+copy is checked again either. A caption whose stat differs, or that the record does not hold
+(new, changed on disk, unreadable, a link, adopted, with decoding warnings), is opened the
+general way. The record is a cache: one that does not add up is ignored, never trusted.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from dataclasses import dataclass
+
+from tui.core.store import NO_STAT, SEEN_STAT_SIZE
+
+MAGIC = b"LCR1"
+# magic, captions, then the sizes of: signature, names, gone, unrecorded, tags
+_HEAD = struct.Struct("<4sIIIIIQ")
+DIGEST_SIZE = 16
+ENTRY = SEEN_STAT_SIZE + DIGEST_SIZE  # a caption's stat, then its digest
+# The stat of a caption file that did not exist (no real stat is ever this, nor `NO_STAT`).
+ABSENT = b"\xfe" * SEEN_STAT_SIZE
+# A caption the record does not hold: the next open takes the general way for it.
+NOT_HELD = NO_STAT + bytes(DIGEST_SIZE)
+
+
+def encode_names(names: list[str]) -> bytes:
+    """Names joined by NUL (which no file name holds), as bytes: a name that is not valid
+    UTF-8 (Python's lone surrogates) keeps its raw bytes."""
+    return "\0".join(names).encode("utf-8", "surrogateescape")
+
+
+def _decode_names(data: bytes) -> list[str]:
+    return data.decode("utf-8", "surrogateescape").split("\0") if data else []
+
+
+def _uint32(values: array) -> array:
+    if sys.byteorder != "little":  # pragma: no cover - the record's byte order is fixed
+        values.byteswap()
+    return values
+
+
+@dataclass
+class ReopenRecord:
+    signature: str  # the tag parser's (`TagParser.signature`): what the ids mean
+    names: bytes  # the captions, `encode_names`
+    gone: list[str]  # captions the state has records of that were not in the dataset
+    unrecorded: list[str]  # captions of the dataset the state has no record of
+    entries: bytes  # per caption: `ENTRY` bytes (`NOT_HELD`: not held)
+    counts: array  # per caption: how many tag ids it has in `tags` (uint32)
+    tags: bytes  # every held caption's source tags, 4 bytes an id, in caption order
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def caption_names(self) -> list[str]:
+        return _decode_names(self.names)
+
+
+def pack_record(
+    signature: str,
+    names: bytes,
+    gone: list[str],
+    unrecorded: list[str],
+    entries: bytes,
+    counts: array,
+    tags: bytes,
+) -> bytes:
+    """The record's bytes (see `parse_record`)."""
+    sig = signature.encode("utf-8", "surrogateescape")
+    gone_bytes, unrecorded_bytes = encode_names(gone), encode_names(unrecorded)
+    count_bytes = _uint32(array("I", counts)).tobytes()
+    sizes = (len(sig), len(names), len(gone_bytes), len(unrecorded_bytes), len(tags))
+    head = _HEAD.pack(MAGIC, len(counts), *sizes)
+    return b"".join((head, sig, names, gone_bytes, unrecorded_bytes, entries, count_bytes, tags))
+
+
+def parse_record(data: bytes | None) -> ReopenRecord | None:
+    """The record in `data`, when it adds up (None otherwise: a cache, never trusted)."""
+    if data is None or len(data) < _HEAD.size:
+        return None
+    magic, n, sig_len, names_len, gone_len, unrecorded_len, tags_len = _HEAD.unpack_from(data)
+    parts = (sig_len, names_len, gone_len, unrecorded_len, n * ENTRY, n * 4, tags_len)
+    if magic != MAGIC or _HEAD.size + sum(parts) != len(data) or tags_len % 4:
+        return None
+    pieces = []
+    at = _HEAD.size
+    for size in parts:
+        pieces.append(data[at : at + size])
+        at += size
+    sig, names, gone, unrecorded, entries, count_bytes, tags = pieces
+    counts = _uint32(array("I", count_bytes))
+    if sum(counts) * 4 != tags_len or (names.count(b"\0") + 1 if names else 0) != n:
+        return None
+    signature = sig.decode("utf-8", "surrogateescape")
+    return ReopenRecord(
+        signature,
+        names,
+        _decode_names(gone),
+        _decode_names(unrecorded),
+        entries,
+        counts,
+        tags,
+    )
