@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from tui.core.store import NO_STAT, SEEN_STAT_SIZE
 
 MAGIC = b"LCR1"
-# magic, captions, then the sizes of: signature, names, gone, unrecorded, tags
-_HEAD = struct.Struct("<4sIIIIIQ")
+# magic, captions, then the sizes of: signature, names, gone, unrecorded, tags, tag counts
+_HEAD = struct.Struct("<4sIIIIIQI")
 DIGEST_SIZE = 16
 ENTRY = SEEN_STAT_SIZE + DIGEST_SIZE  # a caption's stat, then its digest
 # The stat of a caption file that did not exist (no real stat is ever this, nor `NO_STAT`).
@@ -55,6 +55,9 @@ class ReopenRecord:
     entries: bytes  # per caption: `ENTRY` bytes (`NOT_HELD`: not held)
     counts: array  # per caption: how many tag ids it has in `tags` (uint32)
     tags: bytes  # every held caption's source tags, 4 bytes an id, in caption order
+    # How many captions have each tag id (as `workspace.count_ids` gives them, in order of
+    # first appearance), when every caption is held; else empty.
+    tag_counts: dict[int, int]
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -71,33 +74,42 @@ def pack_record(
     entries: bytes,
     counts: array,
     tags: bytes,
+    tag_counts: dict[int, int],
 ) -> bytes:
     """The record's bytes (see `parse_record`)."""
     sig = signature.encode("utf-8", "surrogateescape")
     gone_bytes, unrecorded_bytes = encode_names(gone), encode_names(unrecorded)
     count_bytes = _uint32(array("I", counts)).tobytes()
+    pairs = _uint32(array("I", [x for pair in tag_counts.items() for x in pair])).tobytes()
     sizes = (len(sig), len(names), len(gone_bytes), len(unrecorded_bytes), len(tags))
-    head = _HEAD.pack(MAGIC, len(counts), *sizes)
-    return b"".join((head, sig, names, gone_bytes, unrecorded_bytes, entries, count_bytes, tags))
+    head = _HEAD.pack(MAGIC, len(counts), *sizes, len(pairs))
+    parts = (sig, names, gone_bytes, unrecorded_bytes, entries, count_bytes, tags, pairs)
+    return head + b"".join(parts)
 
 
 def parse_record(data: bytes | None) -> ReopenRecord | None:
     """The record in `data`, when it adds up (None otherwise: a cache, never trusted)."""
     if data is None or len(data) < _HEAD.size:
         return None
-    magic, n, sig_len, names_len, gone_len, unrecorded_len, tags_len = _HEAD.unpack_from(data)
-    parts = (sig_len, names_len, gone_len, unrecorded_len, n * ENTRY, n * 4, tags_len)
-    if magic != MAGIC or _HEAD.size + sum(parts) != len(data) or tags_len % 4:
+    magic, n, sig_len, names_len, gone_len, unrecorded_len, tags_len, pairs_len = _HEAD.unpack_from(
+        data
+    )
+    parts = (sig_len, names_len, gone_len, unrecorded_len, n * ENTRY, n * 4, tags_len, pairs_len)
+    if magic != MAGIC or _HEAD.size + sum(parts) != len(data) or tags_len % 4 or pairs_len % 8:
         return None
     pieces = []
     at = _HEAD.size
     for size in parts:
         pieces.append(data[at : at + size])
         at += size
-    sig, names, gone, unrecorded, entries, count_bytes, tags = pieces
+    sig, names, gone, unrecorded, entries, count_bytes, tags, pair_bytes = pieces
     counts = _uint32(array("I", count_bytes))
     if sum(counts) * 4 != tags_len or (names.count(b"\0") + 1 if names else 0) != n:
         return None
+    pairs = _uint32(array("I", pair_bytes))
+    tag_counts = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    if len(tag_counts) * 2 != len(pairs):
+        return None  # an id twice
     signature = sig.decode("utf-8", "surrogateescape")
     return ReopenRecord(
         signature,
@@ -107,4 +119,5 @@ def parse_record(data: bytes | None) -> ReopenRecord | None:
         entries,
         counts,
         tags,
+        tag_counts,
     )

@@ -130,6 +130,16 @@ def unpack_ids(packed: bytes) -> array:
     return ids
 
 
+def max_id(packed: bytes) -> int | None:
+    """The largest of packed ids (-1: none), when NumPy (the tagger's) is installed to find
+    it in C; None without it."""
+    try:
+        import numpy as np
+    except ImportError:
+        return None
+    return int(np.frombuffer(packed, dtype="<u4").max()) if packed else -1
+
+
 def count_ids(packed: bytes) -> dict[int, int]:
     """How many times each id occurs in packed ids, in order of first appearance (as a
     `Counter` of the tags would have them). With NumPy installed (the tagger's), a large
@@ -244,6 +254,7 @@ def _pack_record(
     index: dict[str, int] = {}
     if kept is not None and not aligned:
         index = {name: j for j, name in enumerate(kept.caption_names())}
+    held = True  # every caption is held
     for i, caption in enumerate(captions):
         tags = packed.get(caption, b"")
         entry = NOT_HELD
@@ -264,11 +275,14 @@ def _pack_record(
                 entry = stat + (digest or bytes(16))
         if entry is NOT_HELD:
             tags = b""
+            held = False
         entries.append(entry)
         counts.append(len(tags) // 4)
         all_tags.append(tags)
+    tags = b"".join(all_tags)
+    tag_counts = count_ids(tags) if held else {}
     return pack_record(
-        signature, names, gone, unrecorded, b"".join(entries), counts, b"".join(all_tags)
+        signature, names, gone, unrecorded, b"".join(entries), counts, tags, tag_counts
     )
 
 
@@ -688,7 +702,14 @@ class Workspace:
                     original_ids[caption] = tags
                     if record and caption not in fresh:  # tags not kept yet: keep them
                         fresh[caption] = rows[caption][4][:_STAT_END]
-        if use_seen and not self._ids_valid():
+        # Every caption as the record holds it: so are the counts of their tags (when the
+        # ids can be checked in C: a count is cheaper than checking them one by one).
+        counted = None
+        if kept is not None and aligned and not todo and kept.tag_counts:
+            top = max_id(kept.tags)
+            if top is not None and top < len(parser.names):
+                counted = kept.tag_counts
+        if use_seen and not self._ids_valid(counted):
             return False  # kept ids the tag table does not have: read everything again
         if fix_known and store is not None and not store.read_only:
             store.set_known(fix_known)
@@ -710,6 +731,8 @@ class Workspace:
         # the kept record says (no record changed since it was made).
         if every_row or kept is None:
             recorded = set(rows)
+        elif aligned:  # the record's captions are the dataset's
+            recorded = present.union(kept.gone).difference(kept.unrecorded)
         else:
             recorded = {*kept.caption_names(), *kept.gone}.difference(kept.unrecorded)
         gone = sorted(recorded - present)
@@ -884,11 +907,11 @@ class Workspace:
         assert self._parser is not None
         return pack_ids(self._parser.parse_ids(decoded.text))
 
-    def _ids_valid(self) -> bool:
+    def _ids_valid(self, counted: dict[int, int] | None = None) -> bool:
         """Whether every packed id is one of the tag table's (the count of each id, which
-        this needs, is kept for `tag_counts`)."""
+        this needs, is kept for `tag_counts`; `counted` when it is known already)."""
         assert self._parser is not None
-        self._id_counts = counts = self._count_ids()
+        self._id_counts = counts = self._count_ids() if counted is None else counted
         return not counts or max(counts) < len(self._parser.names)
 
     def _count_ids(self) -> dict[int, int]:
