@@ -19,6 +19,7 @@ from tests.conftest import write_dataset
 from tui.core import dataset as dataset_module
 from tui.core import workspace as workspace_module
 from tui.core.dataset import STATE_DIR
+from tui.core.reopen import pack_record, parse_record
 from tui.core.store import (
     STATE_FILE,
     STATE_SCHEMA,
@@ -483,3 +484,26 @@ def test_an_image_without_caption_opens_as_without_the_record(ds: Path, reads: l
         assert reads == ["e.txt"] and ws.changed_on_disk == {"e.txt"}
         seen = outcome(ws)
     assert seen == outcome_without_record(ds)
+
+
+def test_a_record_with_ids_past_the_tag_table_is_not_trusted(ds: Path) -> None:
+    with Workspace.open(ds) as ws:
+        expected = tags_of(ws)
+    conn = sqlite3.connect(ds / STATE_DIR / STATE_FILE, isolation_level=None)
+    (data,) = conn.execute("SELECT data FROM reopen").fetchone()
+    kept = parse_record(data)
+    assert kept is not None and len(kept) == 4
+    forged = pack_record(
+        kept.signature,
+        kept.names,
+        kept.gone,
+        kept.unrecorded,
+        kept.entries,
+        kept.counts,
+        b"\xff\xff\xff\x00" * (len(kept.tags) // 4),  # every id past the table
+        {0xFFFFFF: 4},
+    )
+    conn.execute("UPDATE reopen SET data = ?", (forged,))
+    conn.close()
+    with Workspace.open(ds) as ws:
+        assert tags_of(ws) == expected and not ws.problems
