@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import write_dataset
 from tui.core import dataset as dataset_module
@@ -29,7 +31,7 @@ from tui.core.store import (
     content_hash,
 )
 from tui.core.strategy import CaptionFormat, Strategy
-from tui.core.workspace import Workspace
+from tui.core.workspace import Workspace, ids_below, pack_ids
 
 CAPTIONS = {
     "a.png": None,
@@ -507,3 +509,16 @@ def test_a_record_with_ids_past_the_tag_table_is_not_trusted(ds: Path) -> None:
     conn.close()
     with Workspace.open(ds) as ws:
         assert tags_of(ws) == expected and not ws.problems
+
+
+_LIMITS = st.sampled_from([0, 1, 2, 255, 256, 257, 3000, 65536, 65537, 1 << 24, (1 << 24) + 5])
+
+
+@given(
+    limit=_LIMITS | st.integers(0, (1 << 32) - 1),
+    ids=st.lists(st.integers(0, (1 << 32) - 1) | st.integers(0, 70000), max_size=30),
+)
+def test_the_check_of_kept_ids_agrees_with_comparing_each(limit: int, ids: list[int]) -> None:
+    near = [max(0, limit - 1 + d) % (1 << 32) for d in (-1, 0, 1)]
+    for sample in (ids, [i % max(limit, 1) for i in ids], ids + near, near):
+        assert ids_below(pack_ids(sample), limit) == all(i < limit for i in sample)

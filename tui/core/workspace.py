@@ -130,14 +130,36 @@ def unpack_ids(packed: bytes) -> array:
     return ids
 
 
-def max_id(packed: bytes) -> int | None:
-    """The largest of packed ids (-1: none), when NumPy (the tagger's) is installed to find
-    it in C; None without it."""
-    try:
-        import numpy as np
-    except ImportError:
-        return None
-    return int(np.frombuffer(packed, dtype="<u4").max()) if packed else -1
+def ids_below(packed: bytes, limit: int) -> bool:
+    """Whether every packed id is below `limit`, checked with byte operations in C (a
+    million captions hold tens of millions of ids): the bytes above the highest byte of
+    `limit - 1` must be zero, that byte no larger than its own, and only the ids whose
+    highest byte equals it are compared one by one (the last few tags of the table)."""
+    count = len(packed) // 4
+    if not count:
+        return True
+    top = limit - 1
+    if top < 0:
+        return False
+    high = (top.bit_length() - 1) // 8 if top else 0
+    if high >= 4:
+        return True
+    for k in range(high + 1, 4):
+        if packed[k::4].count(0) != count:
+            return False
+    column = packed[high::4]
+    top_byte = (top >> (8 * high)) & 255
+    if column.translate(bytes(int(v > top_byte) for v in range(256))).count(1):
+        return False
+    if (top + 1) % (1 << (8 * high)) == 0:
+        return True  # an id whose highest byte is the top's is below the limit whatever it is
+    mark = bytes((top_byte,))
+    at = column.find(mark)
+    while at >= 0:
+        if int.from_bytes(packed[4 * at : 4 * at + 4], "little") > top:
+            return False
+        at = column.find(mark, at + 1)
+    return True
 
 
 def count_ids(packed: bytes) -> dict[int, int]:
@@ -702,13 +724,16 @@ class Workspace:
                     original_ids[caption] = tags
                     if record and caption not in fresh:  # tags not kept yet: keep them
                         fresh[caption] = rows[caption][4][:_STAT_END]
-        # Every caption as the record holds it: so are the counts of their tags (when the
-        # ids can be checked in C: a count is cheaper than checking them one by one).
+        # Every caption as the record holds it: so are the counts of their tags.
         counted = None
-        if kept is not None and aligned and not todo and kept.tag_counts:
-            top = max_id(kept.tags)
-            if top is not None and top < len(parser.names):
-                counted = kept.tag_counts
+        if (
+            kept is not None
+            and aligned
+            and not todo
+            and kept.tag_counts
+            and ids_below(kept.tags, len(parser.names))
+        ):
+            counted = kept.tag_counts
         if use_seen and not self._ids_valid(counted):
             return False  # kept ids the tag table does not have: read everything again
         if fix_known and store is not None and not store.read_only:
