@@ -522,3 +522,24 @@ def test_the_check_of_kept_ids_agrees_with_comparing_each(limit: int, ids: list[
     near = [max(0, limit - 1 + d) % (1 << 32) for d in (-1, 0, 1)]
     for sample in (ids, [i % max(limit, 1) for i in ids], ids + near, near):
         assert ids_below(pack_ids(sample), limit) == all(i < limit for i in sample)
+
+
+@pytest.mark.parametrize("which", ["last", "middle"])
+def test_a_damaged_page_stops_the_open_before_anything_is_written(ds: Path, which: str) -> None:
+    """The integrity check runs beside the open's reading; it still stops the open, with
+    its own message, and nothing is written to the state first (the check of each write)."""
+    for _ in range(2):
+        with Workspace.open(ds):
+            pass
+    state = ds / STATE_DIR / STATE_FILE
+    data = bytearray(state.read_bytes())
+    size = int.from_bytes(data[16:18], "big")
+    pages = len(data) // size
+    page = pages if which == "last" else pages // 2 + 1
+    data[(page - 1) * size : page * size] = bytes(range(256)) * (size // 256)
+    state.write_bytes(bytes(data))
+    (ds / "a.txt").write_text("hat\n")  # a change the open would record
+    for read_only in (True, False):
+        with pytest.raises(CorruptStateError, match="damaged"):
+            Workspace.open(ds, read_only=read_only)
+        assert state.read_bytes() == bytes(data)

@@ -328,6 +328,8 @@ class Store:
         self._snapshot_error: BaseException | None = None
         # Whether the `reopen` table and every trigger that keeps it true are in place.
         self._reopen_guarded = False
+        self._integrity: threading.Thread | None = None  # see `checked`
+        self._integrity_error: StateError | None = None
 
     # ---- connections ------------------------------------------------------------------------
 
@@ -462,8 +464,11 @@ class Store:
                 store._create()
             store._check()
             with store._guard("cannot open the state"):
-                # After the checks: a state this version cannot read is never changed.
-                store.conn.execute("PRAGMA journal_mode=WAL")
+                # After the checks: a state this version cannot read is never changed (a
+                # state in WAL mode already, as every state this version made, is not).
+                if store.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    store.checked()
+                    store.conn.execute("PRAGMA journal_mode=WAL")
             store._migrate()
         except BaseException:
             store.close()
@@ -528,10 +533,6 @@ class Store:
                 "reopen",
                 *(name for name, _, _ in _REOPEN_TRIGGERS),
             }.issubset(tables)
-            problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
-            if problem != "ok":
-                text = " ".join(str(problem).replace("*** in database main ***", "").split())
-                raise self.damaged(f"the integrity check failed: {_shown(text, 120)}")
             count, low, high = conn.execute(
                 "SELECT count(*), min(seq), max(seq) FROM edits"
             ).fetchone()
@@ -542,6 +543,38 @@ class Store:
             self._saved = self._int_meta("saved", -1, last)
             for key in ("base", "profile_ref"):
                 self.meta(key)  # type-checked
+        self._start_integrity_check()
+
+    def _start_integrity_check(self) -> None:
+        """SQLite's quick check of the whole file, on a thread of its own (it reads every
+        page: at a million files, most of a second the open spends stat-ing captions
+        meanwhile). `checked` waits for it; nothing is written before it passed."""
+
+        def run() -> None:
+            try:
+                with self._guard("cannot read the state"):
+                    problem = self.conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if problem != "ok":
+                    text = " ".join(str(problem).replace("*** in database main ***", "").split())
+                    self._integrity_error = self.damaged(
+                        f"the integrity check failed: {_shown(text, 120)}"
+                    )
+            except StateError as exc:
+                self._integrity_error = exc
+            finally:
+                self._release_conn()
+
+        self._integrity = threading.Thread(target=run, name="state-check", daemon=True)
+        self._integrity.start()
+
+    def checked(self) -> None:
+        """Wait for the integrity check started when the state was opened; the
+        `CorruptStateError` it found, if any (every write waits for it first)."""
+        thread = self._integrity
+        if thread is not None:
+            thread.join()
+        if self._integrity_error is not None:
+            raise self._integrity_error
 
     def _check_schema(self, schema: str) -> int:
         """The schema version, when this version can read it."""
@@ -603,6 +636,8 @@ class Store:
     def close(self) -> None:
         """Wait for the snapshot, close every thread's connection and release the lock."""
         try:
+            if self._integrity is not None:
+                self._integrity.join()
             self.wait_for_snapshot()
         finally:
             self._closed = True
@@ -623,6 +658,7 @@ class Store:
         `doing` starts the message of the `StateError` raised when it fails."""
         if self.read_only:
             raise StateError(f"{self.path}: opened read-only; nothing is saved")
+        self.checked()
         with self._gate.hold(self.path), self._guard(doing):
             conn = self.conn
             conn.execute("BEGIN IMMEDIATE")
@@ -934,6 +970,7 @@ class Store:
     def _start(self, run: Any, background: bool) -> None:
         """Run `run(background)` now, or on the one background writer thread (after the
         job before it), its error kept for `wait_for_snapshot`."""
+        self.checked()
         if not background:
             run(False)
             return

@@ -74,6 +74,7 @@ from tui.core.store import (
     SEEN_STAT,
     SEEN_STAT_SIZE,
     Edit,
+    StateError,
     Store,
     content_hash,
     pack_seen,
@@ -308,6 +309,16 @@ def _pack_record(
     )
 
 
+def _damage_first(store: Store, exc: BaseException) -> None:
+    """An open failed: when the state's integrity check failed too, that is the cause to
+    report (a damaged page makes the reads fail in ways that say less)."""
+    if isinstance(exc, Exception):
+        try:
+            store.checked()
+        except StateError as damage:
+            raise damage from None
+
+
 @contextmanager
 def _folder_stat(root: Path) -> Iterator[Callable[[str], os.stat_result]]:
     """`os.lstat` of paths relative to `root`, through a descriptor of the folder where
@@ -443,9 +454,10 @@ class Workspace:
         store = Store.open(root_path, read_only=read_only)
         try:
             base, state, has_strategy = _replay_log(store, root_path)
-        except BaseException:
+        except BaseException as exc:
             if store is not None:
                 store.close()  # never keep the dataset locked after a failed open
+                _damage_first(store, exc)
             raise
         logged, logged_has_strategy = state.strategy, has_strategy
         if strategy is not None:
@@ -456,13 +468,17 @@ class Workspace:
             ws.logged_strategy = logged if logged_has_strategy else None
         try:
             ws._load(progress, listed)
+            if store is not None:
+                store.checked()
             if store is not None and not ws._records_checked:
                 # A reopen reads no original copy (their tags are kept): they are checked
                 # here, so a damaged one still stops the open, as reading it would; not
                 # when the reopen record held (no record changed since they were checked).
                 store.verify_originals()
-        except BaseException:
+        except BaseException as exc:
             ws.close()  # never keep the dataset locked after a failed open
+            if store is not None:
+                _damage_first(store, exc)
             raise
         return ws
 
