@@ -500,7 +500,8 @@ def test_a_record_with_ids_past_the_tag_table_is_not_trusted(ds: Path) -> None:
         kept.names,
         kept.gone,
         kept.unrecorded,
-        kept.entries,
+        kept.stats,
+        kept.digests,
         kept.counts,
         b"\xff\xff\xff\x00" * (len(kept.tags) // 4),  # every id past the table
         {0xFFFFFF: 4},
@@ -543,3 +544,34 @@ def test_a_damaged_page_stops_the_open_before_anything_is_written(ds: Path, whic
         with pytest.raises(CorruptStateError, match="damaged"):
             Workspace.open(ds, read_only=read_only)
         assert state.read_bytes() == bytes(data)
+
+
+def test_a_record_whose_stats_are_all_stale_is_made_anew(
+    ds: Path, reads: list[str], store_reads: dict[str, list[object]]
+) -> None:
+    with Workspace.open(ds) as ws:
+        expected = outcome(ws)
+    conn = sqlite3.connect(ds / STATE_DIR / STATE_FILE, isolation_level=None)
+    (data,) = conn.execute("SELECT data FROM reopen").fetchone()
+    kept = parse_record(data)
+    assert kept is not None
+    stale = pack_record(
+        kept.signature,
+        kept.names,
+        kept.gone,
+        kept.unrecorded,
+        b"\x01" * len(kept.stats),  # no file has this stat
+        kept.digests,
+        kept.counts,
+        kept.tags,
+        kept.tag_counts,
+    )
+    conn.execute("UPDATE reopen SET data = ?", (stale,))
+    conn.close()
+    with Workspace.open(ds) as ws:
+        assert outcome(ws) == expected
+    reads.clear()
+    store_reads["rows"].clear()
+    with Workspace.open(ds) as ws:
+        assert outcome(ws) == expected
+    assert reads == [] and store_reads["rows"] == [[]]  # every stat matched the new record

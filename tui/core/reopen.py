@@ -19,15 +19,16 @@ from dataclasses import dataclass
 
 from tui.core.store import NO_STAT, SEEN_STAT_SIZE
 
-MAGIC = b"LCR1"
+MAGIC = b"LCR2"  # another layout gets another magic: a record is never misread
 # magic, captions, then the sizes of: signature, names, gone, unrecorded, tags, tag counts
 _HEAD = struct.Struct("<4sIIIIIQI")
 DIGEST_SIZE = 16
-ENTRY = SEEN_STAT_SIZE + DIGEST_SIZE  # a caption's stat, then its digest
+STAT_SIZE = SEEN_STAT_SIZE
 # The stat of a caption file that did not exist (no real stat is ever this, nor `NO_STAT`).
-ABSENT = b"\xfe" * SEEN_STAT_SIZE
-# A caption the record does not hold: the next open takes the general way for it.
-NOT_HELD = NO_STAT + bytes(DIGEST_SIZE)
+ABSENT = b"\xfe" * STAT_SIZE
+# The stat of a caption the record does not hold: the next open takes the general way.
+NOT_HELD = NO_STAT
+NO_DIGEST = bytes(DIGEST_SIZE)
 
 
 def encode_names(names: list[str]) -> bytes:
@@ -52,7 +53,8 @@ class ReopenRecord:
     names: bytes  # the captions, `encode_names`
     gone: list[str]  # captions the state has records of that were not in the dataset
     unrecorded: list[str]  # captions of the dataset the state has no record of
-    entries: bytes  # per caption: `ENTRY` bytes (`NOT_HELD`: not held)
+    stats: bytes  # per caption: `STAT_SIZE` bytes, its stat (`NOT_HELD`, `ABSENT`)
+    digests: bytes  # per caption: `DIGEST_SIZE` bytes, the digest of its bytes
     counts: array  # per caption: how many tag ids it has in `tags` (uint32)
     tags: bytes  # every held caption's source tags, 4 bytes an id, in caption order
     # How many captions have each tag id (as `workspace.count_ids` gives them, in order of
@@ -71,7 +73,8 @@ def pack_record(
     names: bytes,
     gone: list[str],
     unrecorded: list[str],
-    entries: bytes,
+    stats: bytes,
+    digests: bytes,
     counts: array,
     tags: bytes,
     tag_counts: dict[int, int],
@@ -83,7 +86,7 @@ def pack_record(
     pairs = _uint32(array("I", [x for pair in tag_counts.items() for x in pair])).tobytes()
     sizes = (len(sig), len(names), len(gone_bytes), len(unrecorded_bytes), len(tags))
     head = _HEAD.pack(MAGIC, len(counts), *sizes, len(pairs))
-    parts = (sig, names, gone_bytes, unrecorded_bytes, entries, count_bytes, tags, pairs)
+    parts = (sig, names, gone_bytes, unrecorded_bytes, stats, digests, count_bytes, tags, pairs)
     return head + b"".join(parts)
 
 
@@ -94,7 +97,10 @@ def parse_record(data: bytes | None) -> ReopenRecord | None:
     magic, n, sig_len, names_len, gone_len, unrecorded_len, tags_len, pairs_len = _HEAD.unpack_from(
         data
     )
-    parts = (sig_len, names_len, gone_len, unrecorded_len, n * ENTRY, n * 4, tags_len, pairs_len)
+    parts = (
+        *(sig_len, names_len, gone_len, unrecorded_len),
+        *(n * STAT_SIZE, n * DIGEST_SIZE, n * 4, tags_len, pairs_len),
+    )
     if magic != MAGIC or _HEAD.size + sum(parts) != len(data) or tags_len % 4 or pairs_len % 8:
         return None
     pieces = []
@@ -102,7 +108,7 @@ def parse_record(data: bytes | None) -> ReopenRecord | None:
     for size in parts:
         pieces.append(data[at : at + size])
         at += size
-    sig, names, gone, unrecorded, entries, count_bytes, tags, pair_bytes = pieces
+    sig, names, gone, unrecorded, stats, digests, count_bytes, tags, pair_bytes = pieces
     counts = _uint32(array("I", count_bytes))
     if sum(counts) * 4 != tags_len or (names.count(b"\0") + 1 if names else 0) != n:
         return None
@@ -116,7 +122,8 @@ def parse_record(data: bytes | None) -> ReopenRecord | None:
         names,
         _decode_names(gone),
         _decode_names(unrecorded),
-        entries,
+        stats,
+        digests,
         counts,
         tags,
         tag_counts,

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
-from itertools import accumulate, chain, islice, repeat
+from itertools import accumulate, chain, pairwise, repeat
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -53,13 +53,15 @@ from tui.core.edits import (
 from tui.core.profile import ProfileError, concept_to_dict, strategy_from_dict, strategy_to_dict
 from tui.core.reopen import (
     ABSENT,
+    DIGEST_SIZE,
+    NO_DIGEST,
     NOT_HELD,
+    STAT_SIZE,
     ReopenRecord,
     encode_names,
     pack_record,
     parse_record,
 )
-from tui.core.reopen import ENTRY as _ENTRY
 from tui.core.scores import (
     MODEL_SPEC_KEY,
     QUANT,
@@ -112,6 +114,7 @@ Progress = Callable[[str, int, int], None]
 
 
 _STAT_END = SEEN_STAT_SIZE
+_BLOCK = 512  # captions a reopen stats and compares with its record at once
 _DIGEST_END = SEEN_STAT_SIZE + 16
 
 
@@ -270,20 +273,24 @@ def _pack_record(
     needs a look next time: its stat is kept, what is on disk is what the state knows was
     written, and it is not in `skip` (adopted, a link, special, unreadable, warned about or
     changed on disk)."""
-    entries: list[bytes] = []
+    stats: list[bytes] = []
+    digests: list[bytes] = []
     all_tags: list[bytes] = []
     counts = array("I")
-    kept_entries = kept.entries if kept is not None else b""
+    kept_stats = kept.stats if kept is not None else b""
+    kept_digests = kept.digests if kept is not None else b""
     index: dict[str, int] = {}
     if kept is not None and not aligned:
         index = {name: j for j, name in enumerate(kept.caption_names())}
     held = True  # every caption is held
     for i, caption in enumerate(captions):
         tags = packed.get(caption, b"")
-        entry = NOT_HELD
+        stat: bytes | None = NOT_HELD
+        digest: bytes | None = NO_DIGEST
         if caption not in general:  # taken from the kept record, as it was
             j = i if aligned else index[caption]
-            entry = kept_entries[j * _ENTRY : (j + 1) * _ENTRY]
+            stat = kept_stats[j * STAT_SIZE : (j + 1) * STAT_SIZE]
+            digest = kept_digests[j * DIGEST_SIZE : (j + 1) * DIGEST_SIZE]
         elif caption not in skip and caption in packed:
             row = rows.get(caption)
             digest = disk_hash.get(caption)
@@ -294,18 +301,28 @@ def _pack_record(
                     stat = ABSENT  # no file, and none is known: absent next time too
             else:
                 stat = row[4][:_STAT_END] if row is not None and row[4] else None
-            if stat is not None and stat != NO_STAT and digest == known:
-                entry = stat + (digest or bytes(16))
-        if entry is NOT_HELD:
-            tags = b""
+            if stat is None or stat == NO_STAT or digest != known:
+                stat = NOT_HELD
+            digest = digest or NO_DIGEST
+        if stat is NOT_HELD or stat == NOT_HELD:
+            tags, digest = b"", NO_DIGEST
             held = False
-        entries.append(entry)
+        stats.append(stat)
+        digests.append(digest)
         counts.append(len(tags) // 4)
         all_tags.append(tags)
     tags = b"".join(all_tags)
     tag_counts = count_ids(tags) if held else {}
     return pack_record(
-        signature, names, gone, unrecorded, b"".join(entries), counts, tags, tag_counts
+        signature,
+        names,
+        gone,
+        unrecorded,
+        b"".join(stats),
+        b"".join(digests),
+        counts,
+        tags,
+        tag_counts,
     )
 
 
@@ -408,6 +425,7 @@ class Workspace:
         # The open used the reopen record: no file record changed since the originals
         # were last checked (see `tui.core.reopen`).
         self._records_checked = False
+        self._stale: list[str] = []  # captions the record held that changed since
         self.problems: list[Problem] = []
         # The working strategy as the edit log has it (None: the log holds none yet); a
         # session override (`--profile`) differs from it until `use_strategy` records it.
@@ -780,7 +798,7 @@ class Workspace:
         if store is not None and not store.read_only:
             writes = bool(new_files or seen_rows or fix_known or parser.names[first_id:])
             keep = None
-            if kept is None or writes or not aligned:
+            if kept is None or writes or not aligned or self._stale:
                 # Made on the writer thread, from copies: the session may change these.
                 skip = (
                     self.state.adopted.keys() | self.scan.special | self.unreadable.keys()
@@ -828,36 +846,36 @@ class Workspace:
         self, kept: ReopenRecord, captions: list[str], aligned: bool, progress: Progress | None
     ) -> list[str]:
         """Take each caption whose file's stat is what the reopen record holds of it (its
-        digest and source tags); the captions left are returned, for the general way."""
-        adopted, special = self.state.adopted, self.scan.special
-        entries, tags = kept.entries, kept.tags
+        digest and source tags); the captions left are returned, for the general way.
+
+        The hot loop of a reopen. When the record's captions are the dataset's, a block of
+        captions is taken at once: their stats packed and compared with the record's in one
+        go, their digests and tags taken as slices, the maps updated in C; a block with any
+        difference (a changed, missing or excluded file) is looked at caption by caption."""
+        exclude = self.state.adopted.keys() | self.scan.special
+        stats, digests, tags = kept.stats, kept.digests, kept.tags
         offsets = list(accumulate(kept.counts, initial=0))
-        places: Iterator[int | None]
-        if aligned:
-            places = iter(range(len(captions)))
-        else:
+        index: dict[str, int] = {}
+        if not aligned:
             index = {name: j for j, name in enumerate(kept.caption_names())}
-            places = map(index.get, captions)
         packed, disk_hash = self._packed, self.disk_hash
-        exclude = adopted.keys() | special
         pack = SEEN_STAT.pack
         total = len(captions)
         todo: list[str] = []
+        stale = self._stale
+        stale.clear()
         with _folder_stat(self.root) as lstat:
-            for start in range(0, total, 1024):
-                if progress is not None:
-                    progress("changed", start, total)
-                for caption, j in zip(
-                    captions[start : start + 1024], islice(places, 1024), strict=False
-                ):
+
+            def one_by_one(block: list[str], first: int | None) -> None:
+                for k, caption in enumerate(block):
+                    j = index.get(caption) if first is None else first + k
                     if j is None or (exclude and caption in exclude):
                         todo.append(caption)
                         continue
-                    at = j * _ENTRY
                     try:
                         st = lstat(caption)
                     except FileNotFoundError:
-                        if entries.startswith(ABSENT, at):
+                        if stats.startswith(ABSENT, j * STAT_SIZE):
                             disk_hash[caption] = None
                             packed[caption] = b""
                         else:
@@ -866,14 +884,42 @@ class Workspace:
                     except OSError:
                         todo.append(caption)
                         continue
-                    # The hot loop of a reopen: one lstat, one compare.
-                    if entries.startswith(
-                        pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode), at
-                    ):
-                        disk_hash[caption] = entries[at + _STAT_END : at + _ENTRY]
+                    key = pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+                    if stats.startswith(key, j * STAT_SIZE):
+                        disk_hash[caption] = digests[j * DIGEST_SIZE : (j + 1) * DIGEST_SIZE]
                         packed[caption] = tags[offsets[j] * 4 : offsets[j + 1] * 4]
-                    else:
-                        todo.append(caption)
+                        continue
+                    todo.append(caption)
+                    if not stats.startswith(NOT_HELD, j * STAT_SIZE):
+                        stale.append(caption)  # held, and changed since
+
+            for start in range(0, total, _BLOCK):
+                if progress is not None:
+                    progress("changed", start, total)
+                block = captions[start : start + _BLOCK]
+                end = start + len(block)
+                if not aligned:
+                    one_by_one(block, None)
+                    continue
+                if not exclude or exclude.isdisjoint(block):
+                    try:
+                        keys = b"".join(
+                            [
+                                pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+                                for st in map(lstat, block)
+                            ]
+                        )
+                    except OSError:
+                        keys = b""
+                    if keys == stats[start * STAT_SIZE : end * STAT_SIZE]:
+                        at = range(start * DIGEST_SIZE, end * DIGEST_SIZE, DIGEST_SIZE)
+                        taken = [digests[i : i + DIGEST_SIZE] for i in at]
+                        disk_hash.update(zip(block, taken, strict=True))
+                        ends = offsets[start : end + 1]
+                        taken = [tags[x * 4 : y * 4] for x, y in pairwise(ends)]
+                        packed.update(zip(block, taken, strict=True))
+                        continue
+                one_by_one(block, start)
         if progress is not None:
             progress("changed", total, total)
         return todo
