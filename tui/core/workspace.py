@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from itertools import accumulate, chain, pairwise, repeat
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,7 @@ Progress = Callable[[str, int, int], None]
 
 _STAT_END = SEEN_STAT_SIZE
 _BLOCK = 512  # captions a reopen stats and compares with its record at once
+_IMAGE, _CAPTION = itemgetter(0), itemgetter(1)  # of an `ImageEntry`
 _DIGEST_END = SEEN_STAT_SIZE + 16
 
 
@@ -527,7 +528,7 @@ class Workspace:
         self.images = scan.images
         if listed is not None:
             listed(self.root, [e.image for e in scan.images])
-        self.by_image = {e.image: e for e in scan.images}
+        self.by_image = dict(zip(map(_IMAGE, scan.images), scan.images, strict=True))
         self.problems = [Problem(path, msg) for path, msg in scan.problems]
         if self.store is not None and not self.store.read_only:
             for rel in scan.temp_files:
@@ -616,7 +617,9 @@ class Workspace:
         cached = store.tag_names(signature) if store is not None else None
         use_seen = trust_seen and cached is not None and parser.load_names(cached)
         first_id = len(parser.names) if use_seen else 0
-        captions = list(dict.fromkeys(e.caption for e in self.images))
+        captions = list(map(_CAPTION, self.images))
+        if self.scan.collisions:  # images that share a caption: each caption once
+            captions = list(dict.fromkeys(captions))
         total = len(captions)
         root = str(self.root)
         special = self.scan.special
