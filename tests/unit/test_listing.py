@@ -225,6 +225,8 @@ def forged(listing: str, how: str) -> str:
         data["version"] = 999
     elif how == "missing not listed":
         data["missing"] = "ghost.png"
+    elif how == "not a file name":  # a lone surrogate no name on disk decodes to
+        data["images"] = "bad\ud800.png\0" + data["images"]
     return json.dumps(data)
 
 
@@ -238,6 +240,7 @@ def forged(listing: str, how: str) -> str:
         "wrong types",
         "another version",
         "missing not listed",
+        "not a file name",
     ],
 )
 def test_a_damaged_or_forged_listing_is_ignored(ds: Path, listings: list[bool], how: str) -> None:

@@ -575,3 +575,42 @@ def test_a_record_whose_stats_are_all_stale_is_made_anew(
     with Workspace.open(ds) as ws:
         assert outcome(ws) == expected
     assert reads == [] and store_reads["rows"] == [[]]  # every stat matched the new record
+
+
+def test_names_that_are_not_utf8_reopen_from_the_record(
+    tmp_path: Path, reads: list[str], store_reads: dict[str, list[object]]
+) -> None:
+    root = write_dataset(tmp_path / "ds", CAPTIONS)
+    raw = os.fsencode(root)
+    for name, data in ((b"caf\xe9.png", b""), (b"caf\xe9.txt", b"hat, smile\n")):
+        with open(raw + b"/" + name, "wb") as fh:
+            fh.write(data)
+    backdate(root)
+    for _ in range(2):
+        with Workspace.open(root) as ws:
+            expected = outcome(ws)
+    store_reads["verify"].clear()
+    reads.clear()
+    with Workspace.open(root) as ws:
+        assert outcome(ws) == expected
+        assert ws.image_tags(os.fsdecode(b"caf\xe9.png")) == ("hat", "smile")
+    assert reads == [] and store_reads["verify"] == []
+
+
+def test_a_record_with_names_that_do_not_decode_is_not_used(ds: Path) -> None:
+    with Workspace.open(ds) as ws:
+        expected = outcome(ws)
+    conn = sqlite3.connect(ds / STATE_DIR / STATE_FILE, isolation_level=None)
+    (data,) = conn.execute("SELECT data FROM reopen").fetchone()
+    kept = parse_record(data)
+    assert kept is not None
+    names = kept.names.replace(b"a.txt", b"\xff.txt")
+    gone = pack_record(
+        kept.signature, names, ["\udcff"], [], kept.stats, kept.digests, kept.counts,
+        kept.tags, kept.tag_counts,
+    )  # fmt: skip
+    bad = gone.replace(b"\xed\xb3\xbf", b"\xff\xfe\xfd")  # the gone name: not UTF-8 either
+    conn.execute("UPDATE reopen SET data = ?", (bad,))
+    conn.close()
+    with Workspace.open(ds) as ws:
+        assert outcome(ws) == expected

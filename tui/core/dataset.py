@@ -383,13 +383,15 @@ def _dump_listing(
 
 def _names(text: object) -> list[str]:
     """Names a listing joined by NUL, when each is one a scan could have found: relative,
-    not empty, no `..` part (checked on the joined text: a listing holds a million names)."""
+    not empty, no `..` part, a name the file system can have (checked on the joined text:
+    a listing holds a million names)."""
     if not isinstance(text, str):
         raise ValueError("not text")
     if not text:
         return []
     if text[0] in "/\0" or text[-1] == "\0" or "\0\0" in text or "\0/" in text:
         raise ValueError("a name that is empty or absolute")
+    text.encode("utf-8", "surrogateescape")  # a name no file on disk has: UnicodeEncodeError
     names = text.split("\0")
     if ".." in text and any(".." in name.split("/") for name in names):
         raise ValueError("a name that leaves the dataset")

@@ -32,13 +32,19 @@ NO_DIGEST = bytes(DIGEST_SIZE)
 
 
 def encode_names(names: list[str]) -> bytes:
-    """Names joined by NUL (which no file name holds), as bytes: a name that is not valid
-    UTF-8 (Python's lone surrogates) keeps its raw bytes."""
-    return "\0".join(names).encode("utf-8", "surrogateescape")
+    """Names joined by NUL (which no file name holds), as bytes (any text: lone surrogates,
+    as Python gives the bytes of a name that is not UTF-8, included)."""
+    return "\0".join(names).encode("utf-8", "surrogatepass")
 
 
 def _decode_names(data: bytes) -> list[str]:
-    return data.decode("utf-8", "surrogateescape").split("\0") if data else []
+    if not data:
+        return []
+    try:
+        text = data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:  # not what `encode_names` made: names no caption has
+        text = data.decode("utf-8", "replace")
+    return text.split("\0")
 
 
 def _uint32(values: array) -> array:
@@ -80,7 +86,7 @@ def pack_record(
     tag_counts: dict[int, int],
 ) -> bytes:
     """The record's bytes (see `parse_record`)."""
-    sig = signature.encode("utf-8", "surrogateescape")
+    sig = signature.encode("utf-8", "surrogatepass")
     gone_bytes, unrecorded_bytes = encode_names(gone), encode_names(unrecorded)
     count_bytes = _uint32(array("I", counts)).tobytes()
     pairs = _uint32(array("I", [x for pair in tag_counts.items() for x in pair])).tobytes()
@@ -116,12 +122,13 @@ def parse_record(data: bytes | None) -> ReopenRecord | None:
     tag_counts = dict(zip(pairs[::2], pairs[1::2], strict=True))
     if len(tag_counts) * 2 != len(pairs):
         return None  # an id twice
-    signature = sig.decode("utf-8", "surrogateescape")
+    signature = sig.decode("utf-8", "replace")
+    gone_names, unrecorded_names = _decode_names(gone), _decode_names(unrecorded)
     return ReopenRecord(
         signature,
         names,
-        _decode_names(gone),
-        _decode_names(unrecorded),
+        gone_names,
+        unrecorded_names,
         stats,
         digests,
         counts,
