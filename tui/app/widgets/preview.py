@@ -325,13 +325,22 @@ class PreviewPixels(Widget):
         if rows:
             self.refresh(*rows)
 
+    _base = Style()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The pane's style once per redraw, not once per row (each is a walk up the DOM:
+        # ~30 of them were a fifth of an image switch's frame).
+        self._base = self.rich_style
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         frame = self.frame
         width = self.content_size.width
+        base = self._base
         if frame is None or frame.width != width:
-            return Strip.blank(width, self.rich_style)
-        lines = frame.lines(self.rich_style)
-        return lines[y] if y < len(lines) else Strip.blank(width, self.rich_style)
+            return Strip.blank(width, base)
+        lines = frame.lines(base)
+        return lines[y] if y < len(lines) else Strip.blank(width, base)
 
 
 class PreviewPane(Widget):
