@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -154,6 +155,16 @@ async def test_a_cached_preview_is_not_built_or_rendered_again(sample_copy, monk
         return real(path, label, box, system)
 
     monkeypatch.setattr(preview_module, "build_preview", counting)
+    # Strips put on the pane's style by the UI thread (the workers do it for built frames).
+    restyled_here: list[Strip] = []
+    real_on_base = preview_module._on_base
+
+    def on_base(strip, base):  # type: ignore[no-untyped-def]
+        if threading.current_thread() is threading.main_thread():
+            restyled_here.append(strip)
+        return real_on_base(strip, base)
+
+    monkeypatch.setattr(preview_module, "_on_base", on_base)
     app = CuratorApp(sample_copy)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, preview=True)
@@ -161,12 +172,14 @@ async def test_a_cached_preview_is_not_built_or_rendered_again(sample_copy, monk
         first = app.image
         height = pane.content_size.height
         drawn = [pane.render_line(y) for y in range(height)]
+        restyled_here.clear()
         for keys in (["]", "]", "]"], ["[", "[", "["], ["]", "["]):
             for key in keys:
                 await pilot.press(key)
                 await settle(pilot, app, preview=True)
                 await pilot.pause(0.2)  # the neighbours' prefetch
         assert app.image == first
+        assert restyled_here == []  # the built previews came ready to draw
         assert builds and all(n == 1 for n in builds.values()), builds
         # The very strips drawn the first time: nothing rendered again.
         assert all(pane.render_line(y) is drawn[y] for y in range(height))

@@ -325,13 +325,22 @@ class PreviewPixels(Widget):
         if rows:
             self.refresh(*rows)
 
+    _base = Style()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The pane's style once per redraw, not once per row (each is a walk up the DOM:
+        # ~30 of them were a fifth of an image switch's frame).
+        self._base = self.rich_style
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         frame = self.frame
         width = self.content_size.width
+        base = self._base
         if frame is None or frame.width != width:
-            return Strip.blank(width, self.rich_style)
-        lines = frame.lines(self.rich_style)
-        return lines[y] if y < len(lines) else Strip.blank(width, self.rich_style)
+            return Strip.blank(width, base)
+        lines = frame.lines(base)
+        return lines[y] if y < len(lines) else Strip.blank(width, base)
 
 
 class PreviewPane(Widget):
@@ -426,16 +435,23 @@ class PreviewPane(Widget):
     def _start(self) -> None:
         self._timer = None
         if self.root is not None and self._shown is not None:
-            self._build([self._shown, *self._neighbours], self._cells(), self._colours())
+            images = [self._shown, *self._neighbours]
+            self._build(images, self._cells(), self._colours(), self._base())
 
     def _prefetch(self) -> None:
         self._timer = None
         todo = [n for n in self._neighbours if self._key(n) not in self._cache]
         if todo and self.root is not None:
-            self._build(todo, self._cells(), self._colours())
+            self._build(todo, self._cells(), self._colours(), self._base())
+
+    def _base(self) -> Style:
+        """The style the pixels are drawn on (the frames' blank cells and text take it)."""
+        return self.pixels.rich_style
 
     @work(thread=True, exclusive=True, group="preview")
-    def _build(self, images: list[str], box: tuple[int, int], colours: ColorSystem) -> None:
+    def _build(
+        self, images: list[str], box: tuple[int, int], colours: ColorSystem, base: Style
+    ) -> None:
         worker = get_current_worker()
         assert self.root is not None
         for image in images:
@@ -456,6 +472,8 @@ class PreviewPane(Widget):
                     frame.graphic = pixels
             if frame is None:
                 frame = build_preview(self.root / image, image, box, colours)
+            # Styled for the pane here, off the UI thread: showing it costs no restyling.
+            frame.lines(base)
             self.post_message(PreviewBuilt(key, frame))
 
     def on_preview_built(self, message: PreviewBuilt) -> None:

@@ -19,10 +19,12 @@ from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 from textual.widget import Widget
 
 from tui.app.bindings import LIST_BINDINGS
+from tui.app.widgets.scrollbar import ListScrollBar
 
 Row = TypeVar("Row")
 
@@ -70,6 +72,17 @@ class VirtualList(ScrollView, Generic[Row], can_focus=True):
         # elsewhere (e.g. its image) comes in the same frame as the cursor, not one later
         # (the Highlighted message still follows).
         self.on_move: Callable[[Row | None], None] | None = None
+
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        # Textual's own property, making a ListScrollBar instead of a ScrollBar.
+        bar = self._vertical_scrollbar
+        if bar is None:
+            bar = ListScrollBar(thickness=self.scrollbar_size_vertical)
+            bar.display = False
+            self._vertical_scrollbar = bar
+            self.app._start_widget(self, bar)
+        return bar
 
     # ---- content ----------------------------------------------------------------------------
 
