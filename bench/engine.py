@@ -23,7 +23,9 @@ seed in a temporary folder, removed at the end. Each row is the median of `--run
   snapshot to commit (the close of a real session does, and any write waits for it first).
 - reopen -- the same with the state present (and a working strategy recorded), nothing
   changed on disk: one stat per caption, nothing read, no folder listed (the listing kept
-  by the open before is reused while no folder changed). "floor: stat" is a plain loop of
+  by the open before is reused while no folder changed), and no file record read nor
+  copy of an original checked (the reopen record holds what is needed while no record
+  changed: `tui/core/reopen.py`). "floor: stat" is a plain loop of
   `os.stat` over every caption file: the target is that plus a fixed cost.
 - tags --json (process) -- the whole `python -m tui tags DATASET --json` (what
   `lora-curator tags` runs) as a subprocess, against "floor: read (process)", a subprocess
