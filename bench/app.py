@@ -5,6 +5,7 @@ Run from the repository root, with the project's venv:
     .venv/bin/python bench/app.py                      # 10k images, 3 first-paint runs
     .venv/bin/python bench/app.py 100k --runs 2 --samples 60
     .venv/bin/python bench/app.py --huge --runs 1      # 1M images: minutes, not for CI
+    .venv/bin/python bench/app.py 100k --keys-only --samples 2 --rss   # + the app's memory
     .venv/bin/python bench/app.py 100k --profile files # cProfile of j/g/G (also: filter,
                                                        # next, bucket, view)
 
@@ -50,7 +51,11 @@ What is measured (time.perf_counter, wall clock):
   that step separately (the frame's `render_segments` on a truecolor console, as a real
   terminal would get it) and give its size: add it to see what a terminal waits for.
 
+- `--rss`: the app's memory with everything loaded (VmRSS after a full collection, and its
+  peak VmHWM), each in a fresh interpreter: after a first open, then after a reopen.
+
 Targets (issue 13): first paint (files listed) <= 2 s at 100k (reopen <= 1 s, 1M <= 20 s);
+RSS after a reopen <= 800 MB at 1M (scaled linearly below);
 every key p95 <= 16 ms (a frame at 60 fps); filter typing at 1M p95 <= 33 ms; `v` has none.
 gc is left as the app sets it (it freezes after load); between runs the bench unfreezes and
 collects so every run starts the same.
@@ -63,6 +68,7 @@ import asyncio
 import cProfile
 import gc
 import io
+import json
 import math
 import os
 import platform
@@ -70,6 +76,7 @@ import pstats
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,6 +105,7 @@ from tui.core.workspace import Workspace
 
 FIRST_PAINT_TARGET_MS = 2000.0  # first open at 100k (a reopen: 1 s; 1M: 20 s)
 KEY_P95_TARGET_MS = 16.0  # one frame at 60 fps
+RSS_TARGET_MB_1M = 800.0  # the app after a reopen at 1M images (scaled below)
 FILTER_P95_TARGET_MS = 16.0  # up to 100k images
 KEY_P95_HUGE_MS = 33.0  # filter typing at 1M
 WARM_IMAGES = 30  # images walked once to fill the preview cache (the app keeps 96)
@@ -352,7 +360,11 @@ class PaintRun:
     index_frame: float
 
 
-async def first_paint(root: Path, size: tuple[int, int]) -> PaintRun:
+async def first_paint(
+    root: Path, size: tuple[int, int], loaded: Callable[[], None] | None = None
+) -> PaintRun:
+    """One app from before it is built until all is loaded (`loaded` is called then, with
+    the app still running)."""
     reset_gc()
     start = time.perf_counter()
     app = CuratorApp(root)
@@ -363,6 +375,8 @@ async def first_paint(root: Path, size: tuple[int, int]) -> PaintRun:
             600.0,
             "the first paint",
         )
+        if loaded is not None:
+            loaded()
     if app.ws is None or len(app.ws.images) == 0:
         raise SystemExit("the dataset did not load")
     assert probe.first_frame and probe.loaded and probe.files_frame and probe.preview_frame
@@ -691,6 +705,59 @@ def settle_folders(root: Path) -> None:
     Workspace.open(root).close()
 
 
+def proc_status_mb(*keys: str) -> list[float]:
+    """This process's VmRSS / VmHWM (/proc/self/status), in MB."""
+    values = dict.fromkeys(keys, 0.0)
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            name, _, rest = line.partition(":")
+            if name in values:
+                values[name] = int(rest.split()[0]) / 1024
+    return [values[k] for k in keys]
+
+
+def rss_child(root: Path, size: tuple[int, int]) -> None:
+    """In a fresh interpreter: one app, until all is loaded; its RSS then (after a full
+    collection) and its peak, as JSON on stdout."""
+    out: dict[str, float] = {}
+
+    def measure() -> None:
+        gc.collect()
+        out["rss"], out["peak"] = proc_status_mb("VmRSS", "VmHWM")
+
+    asyncio.run(first_paint(root, size, measure))
+    print(json.dumps(out))
+
+
+def app_rss(root: Path, size: str) -> list[tuple[str, float, float]]:
+    """The app's memory with all loaded, each in a fresh interpreter: a first open (no state),
+    then a reopen (the state, the folders settled): (label, RSS MB, peak MB)."""
+    rows = []
+    shutil.rmtree(root / STATE_DIR, ignore_errors=True)
+    for label in ("first open", "reopen"):
+        if label == "reopen":
+            settle_folders(root)
+        done = subprocess.run(
+            [sys.executable, __file__, "--rss-child", str(root), "--size", size],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        got = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append((label, got["rss"], got["peak"]))
+    return rows
+
+
+def print_rss(rows: list[tuple[str, float, float]], images: int) -> None:
+    # Issue 13: the app's RSS after a reopen <= 800 MB at 1M images (scaled below 1M).
+    target = RSS_TARGET_MB_1M * images / 1_000_000
+    print("\napp memory, all loaded (fresh interpreter each; RSS after a full collection):")
+    print(f"{'open':<12}  {'RSS MB':>8}  {'peak MB':>8}  target")
+    for label, rss, peak in rows:
+        met = f"RSS <= {target:.0f} MB: {'yes' if rss <= target else 'NO'}"
+        print(f"{label:<12}  {rss:8.0f}  {peak:8.0f}  {met if label == 'reopen' else '-'}")
+
+
 def parse_size(text: str) -> tuple[int, int]:
     w, _, h = text.lower().partition("x")
     return int(w), int(h)
@@ -724,6 +791,8 @@ async def run(args: argparse.Namespace, root: Path) -> None:
     rows += key_rows("key v (image/dataset tags)", keys.view, None, floor_ms)
     print()
     print_table(rows)
+    if args.rss:
+        print_rss(app_rss(root, args.size), len(root_images(root)))
     if keys.cache_misses:
         print(f"\nwarning: {keys.cache_misses} timed `]` presses missed the preview cache")
     if profiler is not None:
@@ -760,8 +829,15 @@ def main(argv: list[str] | None = None) -> None:
         help="cProfile the timed presses of one key kind (key -> frame only; no first paint)",
     )
     parser.add_argument("--keys-only", action="store_true", help="skip the first-paint runs")
+    parser.add_argument(
+        "--rss", action="store_true", help="add the app's memory after a first open and a reopen"
+    )
+    parser.add_argument("--rss-child", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--top", type=int, default=30, help="functions shown by --profile")
     args = parser.parse_args(argv)
+    if args.rss_child is not None:
+        rss_child(args.rss_child, parse_size(args.size))
+        return
     args.images = 1_000_000 if args.huge else (args.images or args.count)
     if args.images > 100_000 and not args.huge:
         parser.error("more than 100k images: add --huge (and run it alone: it takes minutes)")
