@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from tests.conftest import write_dataset
 from tui.core import dataset as dataset_module
 from tui.core import workspace as workspace_module
 from tui.core.dataset import STATE_DIR
-from tui.core.reopen import pack_record, parse_record
+from tui.core.reopen import ReopenRecord, pack_record, parse_record
 from tui.core.store import (
     STATE_FILE,
     STATE_SCHEMA,
@@ -488,26 +490,33 @@ def test_an_image_without_caption_opens_as_without_the_record(ds: Path, reads: l
     assert seen == outcome_without_record(ds)
 
 
+def forge_record(
+    root: Path, edit: Callable[[bytes], bytes] = bytes, **fields: object
+) -> ReopenRecord:
+    """Put back the kept reopen record with `fields` changed (then `edit`ed as bytes); the
+    record as it was is returned."""
+    conn = sqlite3.connect(root / STATE_DIR / STATE_FILE, isolation_level=None)
+    try:
+        (data,) = conn.execute("SELECT data FROM reopen").fetchone()
+        kept = parse_record(data)
+        assert kept is not None
+        new = replace(kept, **fields)
+        value = pack_record(
+            new.signature, new.names, new.gone, new.unrecorded, new.stats, new.digests,
+            new.counts, new.tags, new.tag_counts,
+        )  # fmt: skip
+        conn.execute("UPDATE reopen SET data = ?", (edit(value),))
+    finally:
+        conn.close()
+    return kept
+
+
 def test_a_record_with_ids_past_the_tag_table_is_not_trusted(ds: Path) -> None:
     with Workspace.open(ds) as ws:
         expected = tags_of(ws)
-    conn = sqlite3.connect(ds / STATE_DIR / STATE_FILE, isolation_level=None)
-    (data,) = conn.execute("SELECT data FROM reopen").fetchone()
-    kept = parse_record(data)
-    assert kept is not None and len(kept) == 4
-    forged = pack_record(
-        kept.signature,
-        kept.names,
-        kept.gone,
-        kept.unrecorded,
-        kept.stats,
-        kept.digests,
-        kept.counts,
-        b"\xff\xff\xff\x00" * (len(kept.tags) // 4),  # every id past the table
-        {0xFFFFFF: 4},
-    )
-    conn.execute("UPDATE reopen SET data = ?", (forged,))
-    conn.close()
+    kept = forge_record(ds, tag_counts={0xFFFFFF: 4})
+    assert len(kept) == 4
+    forge_record(ds, tags=b"\xff\xff\xff\x00" * (len(kept.tags) // 4))  # every id past it
     with Workspace.open(ds) as ws:
         assert tags_of(ws) == expected and not ws.problems
 
@@ -551,23 +560,8 @@ def test_a_record_whose_stats_are_all_stale_is_made_anew(
 ) -> None:
     with Workspace.open(ds) as ws:
         expected = outcome(ws)
-    conn = sqlite3.connect(ds / STATE_DIR / STATE_FILE, isolation_level=None)
-    (data,) = conn.execute("SELECT data FROM reopen").fetchone()
-    kept = parse_record(data)
-    assert kept is not None
-    stale = pack_record(
-        kept.signature,
-        kept.names,
-        kept.gone,
-        kept.unrecorded,
-        b"\x01" * len(kept.stats),  # no file has this stat
-        kept.digests,
-        kept.counts,
-        kept.tags,
-        kept.tag_counts,
-    )
-    conn.execute("UPDATE reopen SET data = ?", (stale,))
-    conn.close()
+    kept = forge_record(ds)
+    forge_record(ds, stats=b"\x01" * len(kept.stats))  # no file has this stat
     with Workspace.open(ds) as ws:
         assert outcome(ws) == expected
     reads.clear()
@@ -600,17 +594,14 @@ def test_names_that_are_not_utf8_reopen_from_the_record(
 def test_a_record_with_names_that_do_not_decode_is_not_used(ds: Path) -> None:
     with Workspace.open(ds) as ws:
         expected = outcome(ws)
-    conn = sqlite3.connect(ds / STATE_DIR / STATE_FILE, isolation_level=None)
-    (data,) = conn.execute("SELECT data FROM reopen").fetchone()
-    kept = parse_record(data)
-    assert kept is not None
-    names = kept.names.replace(b"a.txt", b"\xff.txt")
-    gone = pack_record(
-        kept.signature, names, ["\udcff"], [], kept.stats, kept.digests, kept.counts,
-        kept.tags, kept.tag_counts,
-    )  # fmt: skip
-    bad = gone.replace(b"\xed\xb3\xbf", b"\xff\xfe\xfd")  # the gone name: not UTF-8 either
-    conn.execute("UPDATE reopen SET data = ?", (bad,))
-    conn.close()
+    kept = forge_record(ds)
+    forge_record(
+        ds,
+        # the gone name is not UTF-8 either
+        lambda value: value.replace(b"\xed\xb3\xbf", b"\xff\xfe\xfd"),
+        names=kept.names.replace(b"a.txt", b"\xff.txt"),
+        gone=["\udcff"],
+        unrecorded=[],
+    )
     with Workspace.open(ds) as ws:
         assert outcome(ws) == expected
