@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 UNDERSCORE_MODES = ("spaces", "keep")
@@ -285,3 +288,19 @@ def format_caption(tags: list[str] | tuple[str, ...], separator: str, escape: bo
     if escape:
         tags = [escape_tag(t) for t in tags]
     return separator.join(tags) + "\n"
+
+
+def pack_ids(ids: Iterable[int]) -> bytes:
+    """Tag ids as 4 little-endian bytes each (how sources are kept, in memory and state)."""
+    packed = array("I", ids)
+    if sys.byteorder != "little":  # pragma: no cover - the state's byte order is fixed
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_ids(packed: bytes) -> array:
+    """The ids `pack_ids` packed."""
+    ids = array("I", packed)
+    if sys.byteorder != "little":  # pragma: no cover
+        ids.byteswap()
+    return ids

@@ -9,7 +9,6 @@ interpreter runs without a bytecode per tag.
 
 from __future__ import annotations
 
-import sys
 from array import array
 from collections import deque
 from collections.abc import Collection, Iterable, Sequence
@@ -17,13 +16,12 @@ from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
 from operator import lshift, or_, rshift
 
+from tui.core.captions import unpack_ids
+
 
 def unpacked(packed: Sequence[bytes]) -> array:
     """Every image's ids, one after the other (`packed` as `Workspace.tag_ids` gives it)."""
-    ids = array("I", b"".join(packed))
-    if sys.byteorder != "little":  # pragma: no cover - packed ids are little-endian
-        ids.byteswap()
-    return ids
+    return unpack_ids(b"".join(packed))
 
 
 # Images per step of `id_postings`: a step is one long call in C, which holds the GIL (the

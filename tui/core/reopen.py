@@ -13,10 +13,10 @@ general way. The record is a cache: one that does not add up is ignored, never t
 from __future__ import annotations
 
 import struct
-import sys
 from array import array
 from dataclasses import dataclass
 
+from tui.core.captions import pack_ids, unpack_ids
 from tui.core.store import NO_STAT, SEEN_STAT_SIZE
 
 MAGIC = b"LCR2"  # another layout gets another magic: a record is never misread
@@ -45,12 +45,6 @@ def _decode_names(data: bytes) -> list[str]:
     except UnicodeDecodeError:  # not what `encode_names` made: names no caption has
         text = data.decode("utf-8", "replace")
     return text.split("\0")
-
-
-def _uint32(values: array) -> array:
-    if sys.byteorder != "little":  # pragma: no cover - the record's byte order is fixed
-        values.byteswap()
-    return values
 
 
 @dataclass
@@ -88,8 +82,8 @@ def pack_record(
     """The record's bytes (see `parse_record`)."""
     sig = signature.encode("utf-8", "surrogatepass")
     gone_bytes, unrecorded_bytes = encode_names(gone), encode_names(unrecorded)
-    count_bytes = _uint32(array("I", counts)).tobytes()
-    pairs = _uint32(array("I", [x for pair in tag_counts.items() for x in pair])).tobytes()
+    count_bytes = pack_ids(counts)
+    pairs = pack_ids([x for pair in tag_counts.items() for x in pair])
     sizes = (len(sig), len(names), len(gone_bytes), len(unrecorded_bytes), len(tags))
     head = _HEAD.pack(MAGIC, len(counts), *sizes, len(pairs))
     parts = (sig, names, gone_bytes, unrecorded_bytes, stats, digests, count_bytes, tags, pairs)
@@ -115,10 +109,10 @@ def parse_record(data: bytes | None) -> ReopenRecord | None:
         pieces.append(data[at : at + size])
         at += size
     sig, names, gone, unrecorded, stats, digests, count_bytes, tags, pair_bytes = pieces
-    counts = _uint32(array("I", count_bytes))
+    counts = unpack_ids(count_bytes)
     if sum(counts) * 4 != tags_len or (names.count(b"\0") + 1 if names else 0) != n:
         return None
-    pairs = _uint32(array("I", pair_bytes))
+    pairs = unpack_ids(pair_bytes)
     tag_counts = dict(zip(pairs[::2], pairs[1::2], strict=True))
     if len(tag_counts) * 2 != len(pairs):
         return None  # an id twice

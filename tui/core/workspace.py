@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import math
 import os
-import sys
 import time
 from array import array
 from bisect import bisect_left, insort
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.core import writeback
-from tui.core.captions import TagParser, decode_caption, normalize_tag
+from tui.core.captions import TagParser, decode_caption, normalize_tag, pack_ids, unpack_ids
 from tui.core.dataset import (
     IMAGE_EXTENSIONS,
     MAX_CAPTION_BYTES,
@@ -117,22 +116,6 @@ _STAT_END = SEEN_STAT_SIZE
 _BLOCK = 512  # captions a reopen stats and compares with its record at once
 _IMAGE, _CAPTION = itemgetter(0), itemgetter(1)  # of an `ImageEntry`
 _DIGEST_END = SEEN_STAT_SIZE + 16
-
-
-def pack_ids(ids: list[int]) -> bytes:
-    """Tag ids as 4 little-endian bytes each (how sources are kept, in memory and state)."""
-    packed = array("I", ids)
-    if sys.byteorder != "little":  # pragma: no cover - the state's byte order is fixed
-        packed.byteswap()
-    return packed.tobytes()
-
-
-def unpack_ids(packed: bytes) -> array:
-    """The ids `pack_ids` packed."""
-    ids = array("I", packed)
-    if sys.byteorder != "little":  # pragma: no cover
-        ids.byteswap()
-    return ids
 
 
 def ids_below(packed: bytes, limit: int) -> bool:
@@ -305,7 +288,7 @@ def _pack_record(
             if stat is None or stat == NO_STAT or digest != known:
                 stat = NOT_HELD
             digest = digest or NO_DIGEST
-        if stat is NOT_HELD or stat == NOT_HELD:
+        if stat == NOT_HELD:
             tags, digest = b"", NO_DIGEST
             held = False
         stats.append(stat)
@@ -426,7 +409,6 @@ class Workspace:
         # The open used the reopen record: no file record changed since the originals
         # were last checked (see `tui.core.reopen`).
         self._records_checked = False
-        self._stale: list[str] = []  # captions the record held that changed since
         self.problems: list[Problem] = []
         # The working strategy as the edit log has it (None: the log holds none yet); a
         # session override (`--profile`) differs from it until `use_strategy` records it.
@@ -634,7 +616,11 @@ class Workspace:
         self._records_checked = kept is not None
         names = encode_names(captions)
         aligned = kept is not None and kept.names == names
-        todo = captions if kept is None else self._reuse_record(kept, captions, aligned, progress)
+        todo, stale = (
+            (captions, [])
+            if kept is None
+            else self._reuse_record(kept, captions, aligned, progress)
+        )
         # Every file record, or (the reopen record held) only those of the captions left.
         every_row = kept is None or len(todo) > total // 8
         if store is None:
@@ -801,7 +787,7 @@ class Workspace:
         if store is not None and not store.read_only:
             writes = bool(new_files or seen_rows or fix_known or parser.names[first_id:])
             keep = None
-            if kept is None or writes or not aligned or self._stale:
+            if kept is None or writes or not aligned or stale:
                 # Made on the writer thread, from copies: the session may change these.
                 skip = (
                     self.state.adopted.keys() | self.scan.special | self.unreadable.keys()
@@ -847,9 +833,10 @@ class Workspace:
 
     def _reuse_record(
         self, kept: ReopenRecord, captions: list[str], aligned: bool, progress: Progress | None
-    ) -> list[str]:
+    ) -> tuple[list[str], list[str]]:
         """Take each caption whose file's stat is what the reopen record holds of it (its
-        digest and source tags); the captions left are returned, for the general way.
+        digest and source tags); the captions left are returned, for the general way, with
+        those of them the record held (stale: it is made anew).
 
         The hot loop of a reopen. When the record's captions are the dataset's, a block of
         captions is taken at once: their stats packed and compared with the record's in one
@@ -865,8 +852,7 @@ class Workspace:
         pack = SEEN_STAT.pack
         total = len(captions)
         todo: list[str] = []
-        stale = self._stale
-        stale.clear()
+        stale: list[str] = []  # captions the record held that changed since
         with _folder_stat(self.root) as lstat:
 
             def one_by_one(block: list[str], first: int | None) -> None:
@@ -925,7 +911,7 @@ class Workspace:
                 one_by_one(block, start)
         if progress is not None:
             progress("changed", total, total)
-        return todo
+        return todo, stale
 
     def _mark_unreadable(self, caption: str, why: str) -> None:
         self.problems.append(Problem(caption, why))
