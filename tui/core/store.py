@@ -878,8 +878,8 @@ class Store:
         replaces the tag table (the parser changed: every other seen row is forgotten).
         `listing` is the scan to keep for the next open (see `listing`; "" forgets the kept
         one, None leaves it). What `reopen()` makes is kept as the `reopen_record` once all
-        of that is recorded and the originals are checked. `background` as for `add_originals`: on a
-        thread, in chunks."""
+        of that is recorded and the originals are checked. `background` as for
+        `add_originals`: on a thread, in chunks."""
         if self.read_only:
             return
         rows = [(path_key(c), data, digest, digest, s) for c, data, digest, s in originals]
