@@ -50,6 +50,8 @@ def spawn_app(dataset: Path) -> pexpect.spawn:
         env=env,
         dimensions=(40, 120),
         timeout=30,
+        # A hangup kills as when the link drops, even when this run ignores it (nohup).
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     child.expect("unsorted")  # the status bar: the dataset is open
     return child
