@@ -605,3 +605,53 @@ def test_a_record_with_names_that_do_not_decode_is_not_used(ds: Path) -> None:
     )
     with Workspace.open(ds) as ws:
         assert outcome(ws) == expected
+
+
+@pytest.mark.parametrize("was_on", [True, False])
+def test_the_collector_pauses_while_a_dataset_loads_and_comes_back_as_it_was(
+    ds: Path, monkeypatch: pytest.MonkeyPatch, was_on: bool
+) -> None:
+    """A load pauses the cyclic collector (its full passes over millions of new objects
+    cost a 1M reopen over a second) and leaves it as the caller had it: after an open,
+    after an open that fails, and after opens that overlap in threads."""
+    import gc
+    import threading
+
+    during: list[bool] = []
+    real = Workspace._read_captions
+
+    def watched(self: Workspace, *args: object) -> None:
+        during.append(gc.isenabled())
+        real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Workspace, "_read_captions", watched)
+    (gc.enable if was_on else gc.disable)()
+    try:
+        with Workspace.open(ds):
+            assert gc.isenabled() == was_on
+        failed: list[BaseException] = []
+
+        def reopen() -> None:
+            try:
+                Workspace.open(ds, read_only=True).close()
+            except BaseException as exc:  # reported by the test
+                failed.append(exc)
+
+        threads = [threading.Thread(target=reopen) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failed == [] and gc.isenabled() == was_on
+
+        def broken(self: Workspace, *args: object) -> None:
+            during.append(gc.isenabled())
+            raise RuntimeError("the open fails")
+
+        monkeypatch.setattr(Workspace, "_read_captions", broken)
+        with pytest.raises(RuntimeError, match="the open fails"):
+            Workspace.open(ds)
+        assert gc.isenabled() == was_on
+    finally:
+        gc.enable()
+    assert len(during) == 5 and not any(during)
