@@ -51,6 +51,7 @@ from tui.core.edits import (
     check_edit,
     replay,
 )
+from tui.core.prestat import Prestat, stat_keys
 from tui.core.profile import ProfileError, concept_to_dict, strategy_from_dict, strategy_to_dict
 from tui.core.reopen import (
     ABSENT,
@@ -116,6 +117,9 @@ Progress = Callable[[str, int, int], None]
 
 _STAT_END = SEEN_STAT_SIZE
 _BLOCK = 512  # captions a reopen stats and compares with its record at once
+# Captions from which a reopen takes its stats in a second process (`prestat`): below, the
+# stats take less time than starting it.
+PRESTAT_MIN = 20_000
 _IMAGE, _CAPTION = itemgetter(0), itemgetter(1)  # of an `ImageEntry`
 _DIGEST_END = SEEN_STAT_SIZE + 16
 
@@ -530,6 +534,27 @@ class Workspace:
     def _load(
         self, progress: Progress | None, listed: Callable[[Path, list[str]], None] | None = None
     ) -> None:
+        store = self.store
+        # The reopen record first: a large dataset's stats are taken meanwhile (`prestat`).
+        record = parse_record(store.reopen_record()) if store is not None else None
+        prestat = None
+        if record is not None and len(record) >= PRESTAT_MIN:
+            prestat = Prestat.start(
+                str(self.root), record.names, record.stats, _BLOCK, SEEN_STAT.format
+            )
+        try:
+            self._load_with(progress, listed, record, prestat)
+        finally:
+            if prestat is not None:
+                prestat.close()
+
+    def _load_with(
+        self,
+        progress: Progress | None,
+        listed: Callable[[Path, list[str]], None] | None,
+        record: ReopenRecord | None,
+        prestat: Prestat | None,
+    ) -> None:
         fmt = self.strategy.caption
         scan_progress = (lambda n: progress("scan", n, 0)) if progress else None
         store = self.store
@@ -549,7 +574,7 @@ class Workspace:
                         Problem(rel, "removed a temp file an interrupted save left")
                     )
         self._parser = TagParser(fmt.underscores)
-        self._read_captions(progress)
+        self._read_captions(progress, record, prestat)
         self._load_scores()
 
     def _load_scores(self) -> None:
@@ -597,11 +622,14 @@ class Workspace:
         self.score_model = name
         self._derived = {}
 
-    def _read_captions(self, progress: Progress | None) -> None:
+    def _read_captions(
+        self, progress: Progress | None, record: ReopenRecord | None, prestat: Prestat | None
+    ) -> None:
         """Read every caption file, or only what changed since the last open (see
-        `_read_changed`); what the state kept is a cache: a bad one is ignored."""
+        `_read_changed`, with the reopen record the state kept, and the stats `prestat`
+        takes of it); what the state kept is a cache: a bad one is ignored."""
         problems = len(self.problems)
-        if not self._read_changed(progress, trust_seen=True):
+        if not self._read_changed(progress, True, record, prestat):
             del self.problems[problems:]
             for kept in (self.disk_hash, self._packed, self.unreadable, self.links):
                 kept.clear()
@@ -609,9 +637,15 @@ class Workspace:
             self.changed_on_disk.clear()
             self._warned.clear()
             self._parser = TagParser(self.strategy.caption.underscores)
-            self._read_changed(progress, trust_seen=False)
+            self._read_changed(progress, False, None, None)
 
-    def _read_changed(self, progress: Progress | None, trust_seen: bool) -> bool:
+    def _read_changed(
+        self,
+        progress: Progress | None,
+        trust_seen: bool,
+        record: ReopenRecord | None,
+        prestat: Prestat | None,
+    ) -> bool:
         """Read every caption file, or only what changed since the last open.
 
         The state keeps, per caption, what the last open saw (`Store.file_rows`: its stat,
@@ -640,7 +674,7 @@ class Workspace:
         packed = self._packed
         disk_hash = self.disk_hash
         # The reopen record, when the last open kept one and no file record changed since.
-        kept = parse_record(store.reopen_record()) if use_seen and store is not None else None
+        kept = record if use_seen else None
         if kept is not None and kept.signature != signature:
             kept = None
         self._records_checked = kept is not None
@@ -649,7 +683,7 @@ class Workspace:
         todo, stale = (
             (captions, [])
             if kept is None
-            else self._reuse_record(kept, captions, aligned, progress)
+            else self._reuse_record(kept, captions, aligned, progress, prestat)
         )
         # Every file record, or (the reopen record held) only those of the captions left.
         every_row = kept is None or len(todo) > total // 8
@@ -862,7 +896,12 @@ class Workspace:
         return True
 
     def _reuse_record(
-        self, kept: ReopenRecord, captions: list[str], aligned: bool, progress: Progress | None
+        self,
+        kept: ReopenRecord,
+        captions: list[str],
+        aligned: bool,
+        progress: Progress | None,
+        prestat: Prestat | None = None,
     ) -> tuple[list[str], list[str]]:
         """Take each caption whose file's stat is what the reopen record holds of it (its
         digest and source tags); the captions left are returned, for the general way, with
@@ -871,7 +910,8 @@ class Workspace:
         The hot loop of a reopen. When the record's captions are the dataset's, a block of
         captions is taken at once: their stats packed and compared with the record's in one
         go, their digests and tags taken as slices, the maps updated in C; a block with any
-        difference (a changed, missing or excluded file) is looked at caption by caption."""
+        difference (a changed, missing or excluded file) is looked at caption by caption.
+        `prestat`, when it runs, has compared the blocks' stats already (see `prestat`)."""
         exclude = self.state.adopted.keys() | self.scan.special
         stats, digests, tags = kept.stats, kept.digests, kept.tags
         offsets = list(accumulate(kept.counts, initial=0))
@@ -920,17 +960,15 @@ class Workspace:
                 if not aligned:
                     one_by_one(block, None)
                     continue
+                same = prestat.next_block() if prestat is not None else None  # every block
                 if not exclude or exclude.isdisjoint(block):
-                    try:
-                        keys = b"".join(
-                            [
-                                pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
-                                for st in map(lstat, block)
-                            ]
-                        )
-                    except OSError:
-                        keys = b""
-                    if keys == stats[start * STAT_SIZE : end * STAT_SIZE]:
+                    if same is None:
+                        try:
+                            keys = stat_keys(lstat, block, pack)
+                        except OSError:
+                            keys = b""
+                        same = keys == stats[start * STAT_SIZE : end * STAT_SIZE]
+                    if same:
                         at = range(start * DIGEST_SIZE, end * DIGEST_SIZE, DIGEST_SIZE)
                         taken = [digests[i : i + DIGEST_SIZE] for i in at]
                         disk_hash.update(zip(block, taken, strict=True))

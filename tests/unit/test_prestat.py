@@ -1,0 +1,197 @@
+"""A large reopen takes its stats in a second process (`tui.core.prestat`).
+
+The child only saves time: these tests check that its answers are used (the open stats no
+block the child found unchanged), that a changed file is still found, and that a child
+that fails, stalls or talks nonsense changes nothing but the time: the open is exactly the
+open without it, and no child outlives the open.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_dataset
+from tests.unit.test_reopen import HOUR_AGO, backdate, outcome
+from tui.core import prestat as prestat_module
+from tui.core import workspace as workspace_module
+from tui.core.prestat import Prestat, stat_keys
+from tui.core.store import SEEN_STAT
+from tui.core.workspace import Workspace
+
+CAPTIONS: dict[str, str | None] = {}
+for _i in range(9):
+    CAPTIONS[f"img{_i}.png"] = None
+    CAPTIONS[f"img{_i}.txt"] = f"smile, tag_{_i}, long_hair\n"
+CAPTIONS["sub/deep.png"] = None
+CAPTIONS["sub/deep.txt"] = "solo, hat\n"
+
+
+@pytest.fixture
+def ds(tmp_path: Path) -> Path:
+    root = write_dataset(tmp_path / "ds", CAPTIONS)
+    backdate(root)
+    return root
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[object]]:
+    """Every child started (its `Prestat`), and every block the open stat'ed itself;
+    blocks of 3 captions, and a child from the first caption on."""
+    seen: dict[str, list[object]] = {"children": [], "own": []}
+    real_start, real_keys = Prestat.start.__func__, workspace_module.stat_keys  # type: ignore[attr-defined]
+
+    def start(cls, *args: object) -> Prestat | None:  # type: ignore[no-untyped-def]
+        child = real_start(cls, *args)
+        seen["children"].append(child)
+        return child
+
+    def own(lstat, names, pack):  # type: ignore[no-untyped-def]
+        seen["own"].append(list(names))
+        return real_keys(lstat, names, pack)
+
+    monkeypatch.setattr(Prestat, "start", classmethod(start))
+    monkeypatch.setattr(workspace_module, "stat_keys", own)
+    monkeypatch.setattr(workspace_module, "_BLOCK", 3)
+    monkeypatch.setattr(workspace_module, "PRESTAT_MIN", 1)
+    return seen
+
+
+def reference(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, ...]:
+    """What a read-only reopen without any child finds."""
+    with monkeypatch.context() as m:
+        m.setattr(workspace_module, "PRESTAT_MIN", 10**9)
+        with Workspace.open(root, read_only=True) as ws:
+            return outcome(ws)
+
+
+def reaped(seen: dict[str, list[object]]) -> bool:
+    return all(c is None or c._proc.returncode is not None for c in seen["children"])
+
+
+def test_the_child_stats_a_reopen_and_the_open_uses_its_answers(
+    ds: Path, spy: dict[str, list[object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Workspace.open(ds):
+        pass
+    assert spy["children"] == []  # no record yet: a first open reads every file
+    with Workspace.open(ds) as ws:
+        seen = outcome(ws)
+    assert len(spy["children"]) == 1 and spy["children"][0] is not None
+    assert spy["own"] == []  # every block answered by the child: none stat'ed here
+    assert reaped(spy)
+    assert seen == reference(ds, monkeypatch)
+
+
+def test_a_file_changed_since_is_found_through_the_child(
+    ds: Path, spy: dict[str, list[object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Workspace.open(ds):
+        pass
+    (ds / "img4.txt").write_text("hat, smile\n")
+    later = HOUR_AGO + 10**9
+    os.utime(ds / "img4.txt", ns=(later, later))
+    with Workspace.open(ds) as ws:
+        assert ws.changed_on_disk == {"img4.txt"}  # another tool's edit, reported
+        seen = outcome(ws)
+    assert spy["own"] == []  # the changed block is looked at caption by caption
+    assert seen == reference(ds, monkeypatch)
+
+
+def fake_python(tmp_path: Path, body: str) -> str:
+    """An "interpreter" that ignores its arguments and runs the shell `body`."""
+    path = tmp_path / "fake-python"
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "exit 3",  # dies at once
+        "printf '=='; exit 0",  # answers two blocks of the four, then ends
+        "printf 'x=!='",  # not its protocol
+        "printf '=x!'",  # one answer, then not its protocol
+        "sleep 30",  # stalls
+    ],
+    ids=["dies", "ends-early", "garbage", "goes-wrong", "stalls"],
+)
+def test_a_child_that_fails_changes_nothing_but_the_time(
+    ds: Path,
+    spy: dict[str, list[object]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    body: str,
+) -> None:
+    with Workspace.open(ds):
+        pass
+    expected = reference(ds, monkeypatch)
+    (ds / "img7.txt").write_text("hat\n")  # a change the child is never asked about
+    later = HOUR_AGO + 10**9
+    os.utime(ds / "img7.txt", ns=(later, later))
+    monkeypatch.setattr(prestat_module.sys, "executable", fake_python(tmp_path, body))
+    monkeypatch.setattr(prestat_module, "STALL_SECONDS", 0.5)
+    with Workspace.open(ds) as ws:
+        assert ws.changed_on_disk == {"img7.txt"}
+        seen = outcome(ws)
+    assert spy["own"], "the open stat'ed the blocks the child did not answer"
+    assert reaped(spy)
+    assert seen == reference(ds, monkeypatch)
+    assert seen != expected  # img7 changed: found, not missed
+
+
+def test_a_child_that_cannot_start_is_no_child(
+    ds: Path, spy: dict[str, list[object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Workspace.open(ds):
+        pass
+    monkeypatch.setattr(prestat_module.sys, "executable", str(ds / "no-such-python"))
+    with Workspace.open(ds) as ws:
+        seen = outcome(ws)
+    assert spy["children"] == [None]
+    assert seen == reference(ds, monkeypatch)
+
+
+def test_a_failed_open_still_reaps_its_child(
+    ds: Path, spy: dict[str, list[object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Workspace.open(ds):
+        pass
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("the open fails")
+
+    monkeypatch.setattr(Workspace, "_read_captions", broken)
+    with pytest.raises(RuntimeError, match="the open fails"):
+        Workspace.open(ds)
+    assert len(spy["children"]) == 1 and spy["children"][0] is not None
+    assert reaped(spy)
+
+
+def test_the_child_answers_block_by_block(tmp_path: Path) -> None:
+    names = ["a.txt", "b.txt", "sub/c.txt", "d.txt", "gone.txt"]
+    for name in names[:4]:
+        write_dataset(tmp_path, {name: "x\n"})
+    (tmp_path / "weird\udcff.txt").write_bytes(b"y\n")  # a name that is not UTF-8
+    names.append("weird\udcff.txt")
+    keys = []
+    for name in names:
+        try:
+            keys.append(stat_keys(os.lstat, [str(tmp_path / name)], SEEN_STAT.pack))
+        except FileNotFoundError:
+            keys.append(b"\xfe" * SEEN_STAT.size)
+    keys[3] = b"\x01" * SEEN_STAT.size  # d.txt: not what the record holds
+    joined = "\0".join(names).encode("utf-8", "surrogatepass")
+    child = Prestat.start(str(tmp_path), joined, b"".join(keys), 2, SEEN_STAT.format)
+    assert child is not None
+    try:
+        # a b | c d (d differs) | gone weird (gone cannot be stat'ed)
+        answers = [child.next_block() for _ in range(4)]
+    finally:
+        child.close()
+    assert answers == [True, False, False, None]
+    assert child._proc.returncode == 0
