@@ -314,11 +314,13 @@ def test_buckets_counted_again_for_moved_tags_equal_a_fresh_index() -> None:
     assert idx.match("bucket:trait") == names("c")  # only `blonde hair` is left a trait
 
 
-def test_frequent_tags_kept_as_bytemaps_give_the_same_answers_as_rare_ones() -> None:
-    # 640 images: tags on 32+ images are kept as bytemaps, the rest by their ids.
+@pytest.mark.parametrize("n", [640, 643, 2053])
+def test_frequent_tags_kept_as_bitmaps_give_the_same_answers_as_rare_ones(n: int) -> None:
+    # Tags on n/64 (at least 32) images are kept as bitmaps (8 images a byte: n need not be
+    # a multiple of 8), the rest by their ids.
     rng = random.Random(7)
     vocab = [f"{colour} {thing}" for colour in ("red", "blue", "pale") for thing in "abcdefgh"]
-    images = [f"img_{i:03d}.png" for i in range(640)]
+    images = [f"img_{i:04d}.png" for i in range(n)]
     tags = []
     for _ in images:
         known = vocab[: rng.choice([2, 4, len(vocab)])]
@@ -337,3 +339,17 @@ def test_frequent_tags_kept_as_bytemaps_give_the_same_answers_as_rare_ones() -> 
         lambda t: any(x.endswith(" a") or x.startswith("pale ") for x in t) and "blue b" not in t
     )
     assert idx.match("tags>3") == brute(lambda t: len(t) > 3)
+
+
+def test_the_kept_answers_stay_within_their_memory_budget_and_stay_right() -> None:
+    # At a million images every kept answer is a megabyte: the cache is bounded in bytes
+    # as well as in entries, and what it dropped is found again the same.
+    images = [f"img_{i:04d}.png" for i in range(4000)]
+    tags = [(f"t{i % 7}", f"u{i % 11}") for i in range(len(images))]
+    idx = TagIndex(images, tags)
+    idx._cache.budget = 3 * len(images)  # three bytemaps of these images (a byte each)
+    queries = [f"t{i}" for i in range(7)] + [f"u{i}, -t{i % 7}" for i in range(11)]
+    first = {q: idx.match(q) for q in queries}
+    assert 1 <= len(idx._cache) <= 3 and idx._cache.held <= idx._cache.budget
+    assert {q: idx.match(q) for q in reversed(queries)} == first
+    assert first["t3"] == [image for image, t in zip(images, tags, strict=True) if "t3" in t]

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from array import array
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -440,9 +441,15 @@ def quote_term(tag: str) -> str:
     return '"' + tag.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _kept(postings: dict[str, list[int]], order: Iterable[str]) -> dict[str, array]:
+    """The posting lists as the index keeps them, in `order`: arrays of 4-byte ids, half
+    the memory of lists of ints (30 million ids at a million images)."""
+    return {key: array("I", postings[key]) for key in order}
+
+
 def _index_tags(
     tags: Iterable[Sequence[str]], n: int
-) -> tuple[dict[str, list[int]], dict[str, str], list[int]]:
+) -> tuple[dict[str, array], dict[str, str], list[int]]:
     """Posting lists (tag key → ascending image ids, keys in order of first appearance), each
     key's first spelling, and each image's number of distinct keys, from tags as strings."""
     # Each image's id is appended once per distinct key: ids stay ascending per key.
@@ -466,12 +473,12 @@ def _index_tags(
                 continue
             distinct += 1
         counts[i] = distinct
-    return postings, spelling, counts
+    return _kept(postings, postings), spelling, counts
 
 
 def _index_packed(
     tags: PackedTags,
-) -> tuple[dict[str, list[int]], dict[str, str], list[int]]:
+) -> tuple[dict[str, array], dict[str, str], list[int]]:
     """What `_index_tags` makes, the same, from packed ids: the posting lists are made per
     id in C (`id_postings`) and only the few keys several ids share ("Smile", "smile") are
     merged; the order of the keys and the first spellings come from the images that hold
@@ -517,7 +524,7 @@ def _index_packed(
             spelling[key] = names[first]
     ordered = sorted(postings, key=place.__getitem__)
     spelling = {key: spelling[key] if key in spelling else names[single[key]] for key in ordered}
-    return {key: postings[key] for key in ordered}, spelling, counts
+    return _kept(postings, ordered), spelling, counts
 
 
 # ---- the index ----------------------------------------------------------------------------------
@@ -527,21 +534,31 @@ ScoreSource = Mapping[str, Mapping[str, float]] | Callable[[str], Mapping[str, f
 
 
 class _Lru(OrderedDict):
-    """A small least-recently-used cache of bytemaps (each is one byte per image)."""
+    """A small least-recently-used cache of bytemaps (each is one byte per image): at most
+    `size` of them, and at most `budget` bytes (at a million images a bytemap is 1 MB)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, budget: int = 48 << 20) -> None:
         super().__init__()
-        self.size = size
+        self.size, self.budget, self.held = size, budget, 0
 
     def fetch(self, key: object, make: Callable[[], int]) -> int:
         hit = self.get(key)
         if hit is None:
             hit = self[key] = make()
-            if len(self) > self.size:
-                self.popitem(last=False)
+            self.held += _bytes_of(hit)
+            while len(self) > 1 and (len(self) > self.size or self.held > self.budget):
+                self.held -= _bytes_of(self.popitem(last=False)[1])
         else:
             self.move_to_end(key)
         return hit
+
+    def __delitem__(self, key: object) -> None:
+        self.held -= _bytes_of(self[key])
+        super().__delitem__(key)
+
+
+def _bytes_of(bytemap: int) -> int:
+    return (bytemap.bit_length() + 7) >> 3
 
 
 def _glob_regex(glob: str) -> re.Pattern[str]:
@@ -598,12 +615,13 @@ class TagIndex:
         )
         self._scores = scores
         self._cache = _Lru(128)
-        # Bytemaps of the tags on at least 1/64 of the images, made now and kept (at most 64
-        # x the mean tags per image of them: ~30 MB at 100k images): any single tag is then
-        # cheap, and they hold most ids of a wildcard.
+        # The tags on at least 1/64 of the images, made now and kept as bitmaps (`_bits`: an
+        # eighth of a bytemap; ~4 MB at 100k images, 37 MB at a million): any single tag is
+        # then cheap, and they hold most ids of a wildcard.
+        self._mask = int.from_bytes(b"\x01" * ((n + 7) // 8), "little")
         self._frequent_floor = max(n // 64, 32)
         self._frequent = {
-            key: self._bytemap([ids])
+            key: self._bits([ids])
             for key, ids in postings.items()
             if len(ids) >= self._frequent_floor
         }
@@ -745,28 +763,51 @@ class TagIndex:
         elif isinstance(node, Qualifier):
             self._qualifier(node)
 
-    def _bytemap(self, id_lists: Iterable[Sequence[int]]) -> int:
-        marks = bytearray(self.n)
+    def _marks(self, id_lists: Iterable[Sequence[int]], size: int) -> bytearray:
+        marks = bytearray(size)
         put = marks.__setitem__
         for ids in id_lists:
             deque(map(put, ids, repeat(1)), 0)  # in C: one byte per id
-        return int.from_bytes(marks, "little")
+        return marks
+
+    def _bytemap(self, id_lists: Iterable[Sequence[int]]) -> int:
+        return int.from_bytes(self._marks(id_lists, self.n), "little")
+
+    def _bits(self, id_lists: Iterable[Sequence[int]]) -> int:
+        """A bitmap of these ids: bit i is image i. Each eighth of the marks (ids k, k+8,
+        ...) is an int of 0/1 bytes; shifted by k they lie in disjoint bits."""
+        marks = self._marks(id_lists, -(-self.n // 8) * 8)
+        bits = 0
+        for k in range(8):
+            bits |= int.from_bytes(marks[k::8], "little") << k
+        return bits
+
+    def _bytemap_of_bits(self, bits: int) -> int:
+        """The bytemap of a bitmap (`_bits`): bit k of each of its bytes is spread to every
+        eighth byte from k, a slice assignment in C."""
+        size = -(-self.n // 8)
+        out = bytearray(size * 8)
+        mask = self._mask
+        for k in range(8):
+            out[k::8] = ((bits >> k) & mask).to_bytes(size, "little")
+        return int.from_bytes(out, "little")
 
     def _union(self, keys: Iterable[str]) -> int:
         """The images having any of these tags: frequent tags by their kept bytemaps (one
         integer OR each), the rest by their ids."""
         postings, frequent, floor = self.postings, self._frequent, self._frequent_floor
-        found = 0
-        rare: list[list[int]] = []
+        bits = 0
+        rare: list[array] = []
         for key in keys:
             ids = postings[key]
             if len(ids) >= floor:
                 hit = frequent.get(key)
                 if hit is None:
-                    hit = frequent[key] = self._bytemap([ids])
-                found |= hit
+                    hit = frequent[key] = self._bits([ids])
+                bits |= hit
             else:
                 rare.append(ids)
+        found = self._bytemap_of_bits(bits) if bits else 0
         return found | self._bytemap(rare) if rare else found
 
     def _term(self, term: Term) -> int:
