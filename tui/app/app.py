@@ -52,6 +52,7 @@ from tui.app.widgets.preview import PreviewPane
 from tui.app.widgets.tag_list import TagList
 from tui.app.widgets.virtual_list import VirtualList
 from tui.core.captions import parse_tags
+from tui.core.heap import give_back_free_memory
 from tui.core.implied import implied_counts_ids, workspace_implied
 from tui.core.profile import (
     ProfileError,
@@ -397,6 +398,8 @@ class CuratorApp(App[int]):
         except Exception as exc:  # edits may have begun: they are saved; the app stays
             self.post_message(IndexBuilt(ws, None, str(exc)))
             return
+        del source  # its posting lists: the index keeps its own
+        give_back_free_memory()
         self.post_message(IndexBuilt(ws, index, ""))
 
     def on_load_finished(self, message: LoadFinished) -> None:

@@ -9,10 +9,8 @@ caption files. The working state is the base strategy plus the edit log up to it
 from __future__ import annotations
 
 import errno
-import gc
 import math
 import os
-import threading
 import time
 from array import array
 from bisect import bisect_left, insort
@@ -51,6 +49,7 @@ from tui.core.edits import (
     check_edit,
     replay,
 )
+from tui.core.heap import collections_paused, give_back_free_memory
 from tui.core.prestat import Prestat, stat_keys
 from tui.core.profile import ProfileError, concept_to_dict, strategy_from_dict, strategy_to_dict
 from tui.core.reopen import (
@@ -326,33 +325,6 @@ def _damage_first(store: Store, exc: BaseException) -> None:
             raise damage from None
 
 
-_pauses = 0  # loads under way (`_collections_paused`)
-_pauses_lock = threading.Lock()
-_collector_was_on = True
-
-
-@contextmanager
-def _collections_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a dataset loads. A million images make millions
-    of long-lived containers, and each full collection their growth sets off walks every
-    one of them again: over a second of a 1M reopen. A load makes no garbage cycles worth
-    collecting meanwhile; the collector (as it was before) runs again once the last of the
-    loads under way ends."""
-    global _pauses, _collector_was_on
-    with _pauses_lock:
-        if _pauses == 0:
-            _collector_was_on = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _pauses_lock:
-            _pauses -= 1
-            if _pauses == 0 and _collector_was_on:
-                gc.enable()
-
-
 @contextmanager
 def _folder_stat(root: Path) -> Iterator[Callable[[str], os.stat_result]]:
     """`os.lstat` of paths relative to `root`, through a descriptor of the folder where
@@ -501,7 +473,7 @@ class Workspace:
         if strategy is not None:
             ws.logged_strategy = logged if logged_has_strategy else None
         try:
-            with _collections_paused():
+            with collections_paused():
                 ws._load(progress, listed)
             if store is not None:
                 store.checked()
@@ -515,6 +487,7 @@ class Workspace:
             if store is not None:
                 _damage_first(store, exc)
             raise
+        give_back_free_memory()  # what the load's passes freed (a million images: ~100 MB)
         return ws
 
     def close(self) -> None:
