@@ -25,8 +25,10 @@ seed in a temporary folder, removed at the end. Each row is the median of `--run
   changed on disk: one stat per caption, nothing read, no folder listed (the listing kept
   by the open before is reused while no folder changed), and no file record read nor
   copy of an original checked (the reopen record holds what is needed while no record
-  changed: `tui/core/reopen.py`). "floor: stat" is a plain loop of
-  `os.stat` over every caption file: the target is that plus a fixed cost.
+  changed: `tui/core/reopen.py`). From 20k captions on the stats are taken by a second
+  process while the open does the rest (`tui/core/prestat.py`), so a reopen can beat
+  "floor: stat", a plain loop of `os.stat` over every caption file: the target is that
+  plus a fixed cost.
 - tags --json (process) -- the whole `python -m tui tags DATASET --json` (what
   `lora-curator tags` runs) as a subprocess, against "floor: read (process)", a subprocess
   of a bare Python loop reading every caption's bytes; first open (no state) and reopen

@@ -556,6 +556,10 @@ class _Lru(OrderedDict):
         self.held -= _bytes_of(self[key])
         super().__delitem__(key)
 
+    def clear(self) -> None:
+        super().clear()
+        self.held = 0
+
 
 def _bytes_of(bytemap: int) -> int:
     return (bytemap.bit_length() + 7) >> 3
@@ -793,8 +797,8 @@ class TagIndex:
         return int.from_bytes(out, "little")
 
     def _union(self, keys: Iterable[str]) -> int:
-        """The images having any of these tags: frequent tags by their kept bytemaps (one
-        integer OR each), the rest by their ids."""
+        """The images having any of these tags: frequent tags by their kept bitmaps (one
+        integer OR each, made a bytemap once), the rest by their ids."""
         postings, frequent, floor = self.postings, self._frequent, self._frequent_floor
         bits = 0
         rare: list[array] = []
