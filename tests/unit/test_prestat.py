@@ -9,6 +9,7 @@ open without it, and no child outlives the open.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def fake_python(tmp_path: Path, body: str) -> str:
         "printf '=='; exit 0",  # answers two blocks of the four, then ends
         "printf 'x=!='",  # not its protocol
         "printf '=x!'",  # one answer, then not its protocol
-        "sleep 30",  # stalls
+        "exec sleep 30",  # stalls
     ],
     ids=["dies", "ends-early", "garbage", "goes-wrong", "stalls"],
 )
@@ -194,3 +195,43 @@ def test_the_child_answers_block_by_block(tmp_path: Path) -> None:
         child.close()
     assert answers == [True, True, False, None]
     assert child._proc.returncode == 0
+
+
+def test_a_folder_replaced_after_the_child_began_is_stat_ed_by_the_open(
+    ds: Path, spy: dict[str, list[object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Workspace.open(ds):
+        pass
+    real_start = Prestat.start
+
+    def start_then_swap(*args: object) -> Prestat | None:
+        child = real_start(*args)  # the spy's: it stats the folder as it is now
+        old = ds.with_name("ds-old")
+        os.rename(ds, old)
+        shutil.copytree(old, ds)  # the same names, other inodes: and one caption changed
+        (ds / "img4.txt").write_text("hat, smile\n")
+        return child
+
+    monkeypatch.setattr(Prestat, "start", start_then_swap)
+    with Workspace.open(ds, read_only=True) as ws:
+        assert "img4.txt" in ws.changed_on_disk  # the child's "same" was of the old folder
+    assert len(spy["children"]) == 1 and reaped(spy)
+
+
+def test_a_block_the_open_looks_at_itself_still_takes_its_answer(
+    ds: Path, spy: dict[str, list[object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # img1.txt is a FIFO: its block is looked at caption by caption, and the child's answer
+    # for it is used up all the same, or every later answer would be a block off.
+    (ds / "img1.txt").unlink()
+    os.mkfifo(ds / "img1.txt")
+    with Workspace.open(ds):
+        pass
+    (ds / "img7.txt").write_text("hat\n")
+    later = HOUR_AGO + 10**9
+    os.utime(ds / "img7.txt", ns=(later, later))
+    with Workspace.open(ds) as ws:
+        assert ws.changed_on_disk == {"img7.txt"}
+        seen = outcome(ws)
+    assert len(spy["children"]) == 1 and spy["children"][0] is not None
+    assert seen == reference(ds, monkeypatch)

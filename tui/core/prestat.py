@@ -39,11 +39,13 @@ def stat_keys(stat: Callable[[str], os.stat_result], names: Iterable[str], pack:
 class Prestat:
     """The child taking a reopen's stats; `next_block` in block order, `close` always."""
 
-    def __init__(self, proc: Any) -> None:
+    def __init__(self, proc: Any, folder: tuple[int, int]) -> None:
         self._proc = proc
+        self._folder = folder  # the device and inode of the folder it stats in
         self._fd: int | None = proc.stdout.fileno()
         self._answers = b""
         self._at = 0
+        self._poll: Any = None
 
     @classmethod
     def start(cls, root: str, names: bytes, stats: bytes, block: int, fmt: str) -> Prestat | None:
@@ -52,12 +54,15 @@ class Prestat:
         it cannot be started here (no folder descriptors, no interpreter to run)."""
         if os.name != "posix" or os.stat not in os.supports_dir_fd or not sys.executable:
             return None
+        if getattr(sys, "frozen", False):  # the executable is the app, not an interpreter
+            return None
         import subprocess
         import tempfile
 
         dir_fd = data_fd = -1
         try:
             dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            folder = os.fstat(dir_fd)
             if hasattr(os, "memfd_create"):
                 data_fd = os.memfd_create("lora-curator-prestat")
             else:  # an unnamed temporary file (gone once both processes close it)
@@ -67,7 +72,9 @@ class Prestat:
             while view:
                 view = view[os.write(data_fd, view) :]
             os.lseek(data_fd, 0, os.SEEK_SET)
-            argv = [sys.executable, "-I", "-S", os.path.abspath(__file__), fmt]
+            # The names as this process encodes them (`-I` ignores PYTHONUTF8).
+            argv = [sys.executable, "-I", "-S", "-X", f"utf8={sys.flags.utf8_mode}"]
+            argv += [os.path.abspath(__file__), fmt]
             argv += [str(block), str(dir_fd), str(data_fd), str(len(names))]
             proc = subprocess.Popen(
                 argv,
@@ -82,7 +89,17 @@ class Prestat:
             for fd in (dir_fd, data_fd):
                 if fd >= 0:
                     os.close(fd)
-        return cls(proc)
+        return cls(proc, (folder.st_dev, folder.st_ino))
+
+    def stats_folder(self, folder: os.stat_result) -> bool:
+        """Whether the child stats in this folder (the caller's view of the dataset's root);
+        when not (the folder was replaced since), it is stopped: its answers are not of
+        these files."""
+        if (folder.st_dev, folder.st_ino) == self._folder:
+            return True
+        self._fd = None
+        self.close()
+        return False
 
     def next_block(self) -> bool | None:
         """Whether every stat of the next block is the record's (None: not known, the
@@ -100,9 +117,12 @@ class Prestat:
         if fd is None:
             return False
         try:
-            ready, _, _ = select.select([fd], [], [], STALL_SECONDS)
+            if self._poll is None:
+                self._poll = select.poll()  # any descriptor number (select: below 1024)
+                self._poll.register(fd, select.POLLIN)
+            ready = self._poll.poll(STALL_SECONDS * 1000)
             data = os.read(fd, 1 << 16) if ready else b""
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             data = b""
         if not data or data.strip(SAME + DIFFERENT):  # ended, stalled, or not ours
             self._fd = None
@@ -113,10 +133,14 @@ class Prestat:
 
     def close(self) -> None:
         """Stop the child (if it still runs) and reap it."""
+        import subprocess
+        from contextlib import suppress
+
         proc = self._proc
         if proc.poll() is None:
             proc.kill()
-        proc.wait()
+        with suppress(subprocess.TimeoutExpired):  # killed: at once, unless stuck in the
+            proc.wait(timeout=5)  # kernel (a hung mount): then the open goes on without
         proc.stdout.close()
 
 

@@ -653,6 +653,9 @@ class Workspace:
         self._records_checked = kept is not None
         names = encode_names(captions)
         aligned = kept is not None and kept.names == names
+        if prestat is not None and not aligned:
+            prestat.close()  # its answers are of the record's captions: none is asked for
+            prestat = None
         todo, stale = (
             (captions, [])
             if kept is None
@@ -897,6 +900,8 @@ class Workspace:
         todo: list[str] = []
         stale: list[str] = []  # captions the record held that changed since
         with _folder_stat(self.root) as lstat:
+            if prestat is not None and not prestat.stats_folder(lstat(".")):
+                prestat = None  # the dataset's folder was replaced since the child began
 
             def one_by_one(block: list[str], first: int | None) -> None:
                 for k, caption in enumerate(block):
