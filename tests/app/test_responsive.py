@@ -166,9 +166,9 @@ async def test_images_are_listed_and_previewed_while_the_captions_are_read(
     release = threading.Event()
     real_read = Workspace._read_captions
 
-    def slow_read(self, progress):  # type: ignore[no-untyped-def]
+    def slow_read(self, *args):  # type: ignore[no-untyped-def]
         assert release.wait(20)  # the folders are scanned; no caption is read until told
-        return real_read(self, progress)
+        return real_read(self, *args)
 
     monkeypatch.setattr(Workspace, "_read_captions", slow_read)
     app = CuratorApp(dataset)
@@ -406,15 +406,24 @@ def test_found_rows_read_from_a_bytemap_are_the_list_of_what_was_found(monkeypat
             assert rows.rank(p) == sum(marks[:p])
 
 
-def test_a_query_is_quick_when_it_needs_no_pass_over_images_or_tags() -> None:
+def test_a_query_is_quick_when_it_needs_no_pass_over_images(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # What the file list evaluates in the keystroke's frame; the rest goes to a worker.
+    from tui.core import query as query_module
     from tui.core.query import TagIndex
 
-    index = TagIndex(["a.png", "b.png"], [["black hair", "smile"], ["blonde hair"]])
+    images = [f"{i}.png" for i in range(300)]
+    tags = [["black hair", "smile"] if i % 2 else ["blonde hair", f"rare {i}"] for i in range(300)]
+    index = TagIndex(images, tags)
     assert index.is_quick("black hair, -smile")  # posting lists only
     assert index.is_quick("black hair, (")  # malformed: the parser answers
-    for query in ("*hair", "name:a*", "tags>1", "black hair | *air"):
+    assert index.is_quick("*hair, -rare 1*")  # a few tags' ids: set in the frame
+    monkeypatch.setattr(query_module, "QUICK_IDS", 100)  # "rare *": 150 ids, one by one
+    for query in ("rare *", "*", "name:a*", "tags>1", "black hair | rare*"):
         assert not index.is_quick(query)
         found = index.match(query)
         assert index.is_quick(query)  # evaluated once: kept
         assert index.match(query) == found
+    monkeypatch.setattr(query_module, "QUICK_KEYS", 3)  # more tags than a frame matches
+    assert not index.is_quick("*air")
