@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_dataset
-from tests.unit.test_reopen import HOUR_AGO, backdate, outcome
+from tests.unit.test_reopen import backdated_dataset, outcome, rewrite
 from tui.core import prestat as prestat_module
 from tui.core import workspace as workspace_module
 from tui.core.prestat import Prestat, stat_keys
@@ -33,9 +33,7 @@ CAPTIONS["sub/deep.txt"] = "solo, hat\n"
 
 @pytest.fixture
 def ds(tmp_path: Path) -> Path:
-    root = write_dataset(tmp_path / "ds", CAPTIONS)
-    backdate(root)
-    return root
+    return backdated_dataset(tmp_path / "ds", CAPTIONS)
 
 
 @pytest.fixture
@@ -92,9 +90,7 @@ def test_a_file_changed_since_is_found_through_the_child(
 ) -> None:
     with Workspace.open(ds):
         pass
-    (ds / "img4.txt").write_text("hat, smile\n")
-    later = HOUR_AGO + 10**9
-    os.utime(ds / "img4.txt", ns=(later, later))
+    rewrite(ds / "img4.txt", "hat, smile\n")
     with Workspace.open(ds) as ws:
         assert ws.changed_on_disk == {"img4.txt"}  # another tool's edit, reported
         seen = outcome(ws)
@@ -131,9 +127,7 @@ def test_a_child_that_fails_changes_nothing_but_the_time(
     with Workspace.open(ds):
         pass
     expected = reference(ds, monkeypatch)
-    (ds / "img7.txt").write_text("hat\n")  # a change the child is never asked about
-    later = HOUR_AGO + 10**9
-    os.utime(ds / "img7.txt", ns=(later, later))
+    rewrite(ds / "img7.txt", "hat\n")  # a change the child is never asked about
     monkeypatch.setattr(prestat_module.sys, "executable", fake_python(tmp_path, body))
     monkeypatch.setattr(prestat_module, "STALL_SECONDS", 0.5)
     with Workspace.open(ds) as ws:
@@ -227,9 +221,7 @@ def test_a_block_the_open_looks_at_itself_still_takes_its_answer(
     os.mkfifo(ds / "img1.txt")
     with Workspace.open(ds):
         pass
-    (ds / "img7.txt").write_text("hat\n")
-    later = HOUR_AGO + 10**9
-    os.utime(ds / "img7.txt", ns=(later, later))
+    rewrite(ds / "img7.txt", "hat\n")
     with Workspace.open(ds) as ws:
         assert ws.changed_on_disk == {"img7.txt"}
         seen = outcome(ws)

@@ -56,11 +56,23 @@ def backdate(root: Path) -> None:
             os.utime(path, ns=(HOUR_AGO, HOUR_AGO))
 
 
-@pytest.fixture
-def ds(tmp_path: Path) -> Path:
-    root = write_dataset(tmp_path / "ds", CAPTIONS)
+def backdated_dataset(folder: Path, captions: dict[str, str | None]) -> Path:
+    root = write_dataset(folder, captions)
     backdate(root)
     return root
+
+
+def rewrite(path: Path, text: str) -> None:
+    """Another tool rewrites a caption; its mtime is set an hour old plus a second (not
+    racy, so only its stat tells the change)."""
+    path.write_text(text)
+    later = HOUR_AGO + 10**9
+    os.utime(path, ns=(later, later))
+
+
+@pytest.fixture
+def ds(tmp_path: Path) -> Path:
+    return backdated_dataset(tmp_path / "ds", CAPTIONS)
 
 
 @pytest.fixture
@@ -384,9 +396,7 @@ def test_a_changed_file_is_read_alone_and_the_record_follows(
 ) -> None:
     with Workspace.open(ds):
         pass
-    (ds / "b.txt").write_text("hat, smile\n")
-    later = HOUR_AGO + 10**9
-    os.utime(ds / "b.txt", ns=(later, later))
+    rewrite(ds / "b.txt", "hat, smile\n")
     reads.clear()
     with Workspace.open(ds) as ws:
         assert reads == ["b.txt"]
