@@ -353,3 +353,27 @@ def test_the_kept_answers_stay_within_their_memory_budget_and_stay_right() -> No
     assert 1 <= len(idx._cache) <= 3 and idx._cache.held <= idx._cache.budget
     assert {q: idx.match(q) for q in reversed(queries)} == first
     assert first["t3"] == [image for image, t in zip(images, tags, strict=True) if "t3" in t]
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_places_and_image_sets_without_a_map_of_every_image(order: str) -> None:
+    # A sorted index (the app's) finds an image's place by bisection and keeps no map of
+    # every image (60 MB at a million); any other order uses the map. Both answer alike.
+    images = [f"img_{i:04d}.png" for i in range(1000)]
+    if order == "shuffled":
+        random.Random(3).shuffle(images)
+    few = set(images[5:12])  # a small set: place by place
+    many = set(images[::3])  # a large one: through the map
+    index = TagIndex(
+        images,
+        [("x",)] * len(images),
+        flagged=few,
+        concepts={"big": many, "small": few},
+    )
+    assert [index.place(image) for image in images] == list(range(len(images)))
+    assert index.place("img_9999.png") is None and index.place("") is None
+    assert set(index.match("flagged")) == few
+    assert set(index.match("concept:small")) == few
+    assert (index._position is None) == (order == "sorted")
+    assert set(index.match("concept:big")) == many
+    assert set(index.match("concept:small, -flagged")) == set()

@@ -64,12 +64,13 @@ from __future__ import annotations
 import fnmatch
 import re
 from array import array
+from bisect import bisect_left
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain, compress, repeat
-from operator import rshift, sub
+from itertools import chain, compress, islice, repeat
+from operator import lt, rshift, sub
 
 from tui.core.captions import normalize_tag
 from tui.core.postings import PackedTags, unpacked
@@ -605,7 +606,10 @@ class TagIndex:
     ) -> None:
         self.images = list(images)
         n = self.n = len(self.images)
-        self.position = {image: i for i, image in enumerate(self.images)}
+        # An image's place: found by bisection when the images are sorted (the app's index
+        # is), so no map of every image is kept (~60 MB at a million); else by `position`.
+        self._sorted = all(map(lt, self.images, islice(self.images, 1, None)))
+        self._position: dict[str, int] | None = None
         if isinstance(tags, PackedTags):
             postings, spelling, counts = _index_packed(tags)
         else:
@@ -991,8 +995,25 @@ class TagIndex:
     def _image_set(self, source: ImageSet) -> int:
         if callable(source):
             return int.from_bytes(bytes(map(bool, map(source, self.images))), "little")
+        if self._sorted and len(source) <= self.n // 64:
+            places = map(self.place, source)
+            return self._bytemap([[i for i in places if i is not None]])
         position = self.position
         return self._bytemap([[position[p] for p in source if p in position]])
+
+    @property
+    def position(self) -> dict[str, int]:
+        """Each image's place in `images`, as a map (made on first use, then kept)."""
+        if self._position is None:
+            self._position = {image: i for i, image in enumerate(self.images)}
+        return self._position
+
+    def place(self, image: str) -> int | None:
+        """The place of `image` in `images` (None: not indexed)."""
+        if not self._sorted:
+            return self.position.get(image)
+        i = bisect_left(self.images, image)
+        return i if i < self.n and self.images[i] == image else None
 
     def _concept(self, q: Qualifier) -> int:
         if self._concepts is None:

@@ -162,7 +162,7 @@ class FileList(VirtualList[str]):
         # from the index and the result's bytemap, no scan of the rows.
         index = self.index
         if index is not None and self.scope is None and self._in_index_order(self._all):
-            p = index.position.get(row)
+            p = index.place(row)
             if p is None:
                 raise ValueError(row)
             found = self._found
