@@ -410,7 +410,7 @@ class Workspace:
         # Captions that are symlinks → the real path they lead to (absolute).
         self.links: dict[str, str] = {}
         self._link_targets: dict[str, list[str]] = {}  # real path → the captions linking to it
-        self._caption_set: set[str] = set()
+        self._caption_set: set[str] | None = None  # every caption (`write_refusal`)
         # The open used the reopen record: no file record changed since the originals
         # were last checked (see `tui.core.reopen`).
         self._records_checked = False
@@ -548,6 +548,7 @@ class Workspace:
                     )
         self._parser = TagParser(fmt.underscores)
         self._read_captions(progress, record, prestat)
+        self._listing = None  # handed to the state's save (25 MB at a million images)
         self._load_scores()
 
     def _load_scores(self) -> None:
@@ -643,7 +644,8 @@ class Workspace:
         root = str(self.root)
         special = self.scan.special
         adopted = self.state.adopted
-        self._caption_set = set(captions)
+        present = set(captions)  # for this load only (42 MB at a million captions)
+        self._caption_set = None
         packed = self._packed
         disk_hash = self.disk_hash
         # The reopen record, when the last open kept one and no file record changed since.
@@ -814,7 +816,6 @@ class Workspace:
                         else pack_seen(stat, digest, original_ids.get(caption)),
                     )
                 )
-        present = self._caption_set
         # The captions the state has records of: every row, when all were read; else those
         # the kept record says (no record changed since it was made).
         if every_row or kept is None:
@@ -1676,6 +1677,8 @@ class Workspace:
         rel = real[len(root) + 1 :]
         if rel == caption:
             return None
+        if self._caption_set is None:  # made when first needed (a symlinked caption)
+            self._caption_set = set(map(_CAPTION, self.images))
         if rel in self._caption_set or rel in self.by_image:
             return f"links to {rel}, the caption of another image: not written"
         if not rel.endswith(self.strategy.caption.extension):
