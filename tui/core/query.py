@@ -616,7 +616,7 @@ class TagIndex:
             postings, spelling, counts = _index_tags(tags, n)
         self.postings = postings
         self.spelling = spelling  # key → the first spelling seen
-        self.counts = counts
+        self.counts = array("I", counts)  # each image's distinct keys (4 bytes, not 8)
         self.keys = list(postings)
         self.all = int.from_bytes(b"\x01" * n, "little")
         self.aliases = {tag_key(k): tag_key(v) for k, v in (aliases or {}).items()}
