@@ -427,3 +427,26 @@ def test_a_query_is_quick_when_it_needs_no_pass_over_images(
         assert index.match(query) == found
     monkeypatch.setattr(query_module, "QUICK_KEYS", 3)  # more tags than a frame matches
     assert not index.is_quick("*air")
+
+
+async def test_a_pause_in_typing_collects_and_gives_the_memory_back(
+    dataset: Path, monkeypatch
+) -> None:
+    # Once the keys pause, a full collection runs (never in the middle of keys), and the
+    # pages it freed go back to the system: a session's memory stays flat (bench/memory.py).
+    calls: list[str] = []
+    monkeypatch.setattr(app_module.gc, "collect", lambda *a: calls.append("collect") or 0)
+    monkeypatch.setattr(app_module, "give_back_free_memory", lambda: calls.append("give back"))
+    app = CuratorApp(dataset)
+    app.idle_gc_seconds = 0.3
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        calls.clear()
+        await pilot.press("j")
+        assert calls == []  # not with the key
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if calls:
+                break
+        await pilot.pause(0.5)
+        assert calls == ["collect", "give back"]  # once per pause, then nothing to do

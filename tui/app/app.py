@@ -1465,6 +1465,7 @@ class CuratorApp(App[int]):
         if self._garbage and idle is not None and time.monotonic() - self._last_key >= idle:
             self._garbage = False
             gc.collect()
+            give_back_free_memory()  # what it freed, back to the system (a few ms)
 
     def on_unmount(self) -> None:
         if self.ws is not None:
