@@ -635,7 +635,8 @@ class TagIndex:
         # The tags on at least 1/64 of the images, made now and kept as bitmaps (`_bits`: an
         # eighth of a bytemap; ~4 MB at 100k images, 37 MB at a million): any single tag is
         # then cheap, and they hold most ids of a wildcard.
-        self._mask = int.from_bytes(b"\x01" * ((n + 7) // 8), "little")
+        self._bit_bytes = (n + 7) // 8  # the bytes of a bitmap
+        self._mask = int.from_bytes(b"\x01" * self._bit_bytes, "little")
         self._frequent_floor = max(n // 64, 32)
         self._frequent = {
             key: self._bits([ids])
@@ -803,7 +804,7 @@ class TagIndex:
     def _bits(self, id_lists: Iterable[Sequence[int]]) -> int:
         """A bitmap of these ids: bit i is image i. Each eighth of the marks (ids k, k+8,
         ...) is an int of 0/1 bytes; shifted by k they lie in disjoint bits."""
-        marks = self._marks(id_lists, -(-self.n // 8) * 8)
+        marks = self._marks(id_lists, self._bit_bytes * 8)
         bits = 0
         for k in range(8):
             bits |= int.from_bytes(marks[k::8], "little") << k
@@ -812,7 +813,7 @@ class TagIndex:
     def _bytemap_of_bits(self, bits: int) -> int:
         """The bytemap of a bitmap (`_bits`): bit k of each of its bytes is spread to every
         eighth byte from k, a slice assignment in C."""
-        size = -(-self.n // 8)
+        size = self._bit_bytes
         out = bytearray(size * 8)
         mask = self._mask
         for k in range(8):
@@ -853,10 +854,7 @@ class TagIndex:
         for key in keys:
             ids = postings[key]
             if len(ids) >= floor:
-                hit = frequent.get(key)
-                if hit is None:
-                    hit = frequent[key] = self._bits([ids])
-                bits |= hit
+                bits |= frequent[key]  # every such tag's bitmap is made with the index
             else:
                 rare.append(ids)
         found = self._bytemap_of_bits(bits) if bits else 0
