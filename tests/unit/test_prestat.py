@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import write_dataset
 from tests.unit.test_reopen import backdated_dataset, outcome, rewrite
-from tui.core import prestat as prestat_module
+from tui.core import helper as helper_module
 from tui.core import workspace as workspace_module
 from tui.core.prestat import Prestat, stat_keys
 from tui.core.store import SEEN_STAT
@@ -128,8 +128,8 @@ def test_a_child_that_fails_changes_nothing_but_the_time(
         pass
     expected = reference(ds, monkeypatch)
     rewrite(ds / "img7.txt", "hat\n")  # a change the child is never asked about
-    monkeypatch.setattr(prestat_module.sys, "executable", fake_python(tmp_path, body))
-    monkeypatch.setattr(prestat_module, "STALL_SECONDS", 0.5)
+    monkeypatch.setattr(helper_module.sys, "executable", fake_python(tmp_path, body))
+    monkeypatch.setattr(helper_module, "STALL_SECONDS", 0.5)
     with Workspace.open(ds) as ws:
         assert ws.changed_on_disk == {"img7.txt"}
         seen = outcome(ws)
@@ -144,7 +144,7 @@ def test_a_child_that_cannot_start_is_no_child(
 ) -> None:
     with Workspace.open(ds):
         pass
-    monkeypatch.setattr(prestat_module.sys, "executable", str(ds / "no-such-python"))
+    monkeypatch.setattr(helper_module.sys, "executable", str(ds / "no-such-python"))
     with Workspace.open(ds) as ws:
         seen = outcome(ws)
     assert spy["children"] == [None]

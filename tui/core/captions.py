@@ -6,6 +6,7 @@ themselves.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import sys
@@ -36,6 +37,13 @@ class DecodedCaption:
 # Hiragana and katakana (Shift-JIS bytes read as these only in Japanese text), and kanji.
 _KANA = re.compile("[\u3040-\u30ff]")
 _CJK = re.compile("[\u3040-\u30ff\u4e00-\u9fff]")
+
+
+def content_hash(data: bytes | None) -> bytes | None:
+    """A short digest of a file's bytes (None for an absent file)."""
+    if data is None:
+        return None
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def _decode_legacy(data: bytes) -> tuple[str, str]:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from tui import __version__
+from tui.core.captions import content_hash
 from tui.core.dataset import STATE_DIR
 from tui.core.writer import fsync_folder
 
@@ -101,13 +102,6 @@ SEEN_HEADER = SEEN_STAT_SIZE + 16 + 1
 # The stat of a file changed so recently that a change in the same clock tick could keep
 # it: never equal to a real one, so the file is read again next time (racy timestamps).
 NO_STAT = b"\xff" * _SEEN_STAT.size
-
-
-def content_hash(data: bytes | None) -> bytes | None:
-    """A short digest of a file's bytes (None for an absent file)."""
-    if data is None:
-        return None
-    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def stat_key(st: os.stat_result) -> bytes:
