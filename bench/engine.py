@@ -18,7 +18,9 @@ seed in a temporary folder, removed at the end. Each row is the median of `--run
 - floor: read / floor: write -- plain loops reading every caption file's bytes, and writing
   every caption (open "w", write; no temp file, no fsync) into a copy of the folder.
 - first open -- `Workspace.open` + `tag_counts` with no state (`.lora-curator` deleted before
-  each run): scan, read, parse, count, until the workspace is usable; the snapshot of the
+  each run): scan, read, parse, count, until the workspace is usable (from 5k captions a
+  second process reads from the last captions while the open reads from the first, and the
+  open takes its blocks where they meet: `tui/core/preread.py`); the snapshot of the
   originals into SQLite runs on a background thread meanwhile. "+close" also waits for that
   snapshot to commit (the close of a real session does, and any write waits for it first).
 - reopen -- the same with the state present (and a working strategy recorded), nothing

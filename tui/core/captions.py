@@ -273,6 +273,16 @@ class TagParser:
                 out.append(i)
         return out
 
+    def learned_ids(self, text: str) -> list[int]:
+        """After `parse_ids(text)`: the ids of every tag its parse learns, in the order it
+        learns them (those it drops as duplicates or half of a weighted tag included), so
+        that another table can learn the same tags in the same order (`preread`)."""
+        pieces = text.split(",")
+        ids = list(map(self._piece.__getitem__, pieces))
+        if self._split_pieces and not self._split_pieces.isdisjoint(pieces):
+            ids += map(self._piece.__getitem__, _split_top_level(text))
+        return [i for i in ids if i != EMPTY_ID]
+
     def parse(self, text: str) -> tuple[str, ...]:
         """Tags of a caption: split on commas, normalised, empty ones and duplicates dropped
         (the first spelling is kept; duplicates compare case-insensitively)."""

@@ -95,4 +95,3 @@ def child(dir_fd: int, payload: bytes, argv: list[str]) -> int:
         except BrokenPipeError:  # the open needs no more answers
             return 0
     return 0
-

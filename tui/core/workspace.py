@@ -50,6 +50,7 @@ from tui.core.edits import (
     replay,
 )
 from tui.core.heap import collections_paused, give_back_free_memory
+from tui.core.preread import Preread
 from tui.core.prestat import Prestat, stat_keys
 from tui.core.profile import ProfileError, concept_to_dict, strategy_from_dict, strategy_to_dict
 from tui.core.reopen import (
@@ -119,6 +120,10 @@ _BLOCK = 512  # captions a reopen stats and compares with its record at once
 # Captions from which a reopen takes its stats in a second process (`prestat`): below, the
 # stats take less time than starting it.
 PRESTAT_MIN = 20_000
+# Captions from which a first open has a second process read half of them (`preread`), and
+# the captions it reads at once.
+PREREAD_MIN = 5_000
+_PREREAD_BLOCK = 512
 _IMAGE, _CAPTION = itemgetter(0), itemgetter(1)  # of an `ImageEntry`
 _DIGEST_END = SEEN_STAT_SIZE + 16
 
@@ -683,99 +688,129 @@ class Workspace:
         lstat, pack = os.lstat, SEEN_STAT.pack
         get_row = rows.get
         base = total - len(todo)
-        for i, caption in enumerate(todo, base):
-            if progress is not None and (i % 1000 == 0 or i == total - 1):
-                # A reopen only looks at each file's stat: reading is for what changed.
-                progress("changed" if use_seen else "read", i + 1, total)
-            row = get_row(caption)
-            seen = row[4] if row is not None and use_seen else None
-            data: bytes | None = None
-            read = True
-            if seen is not None and caption not in special:
-                try:
-                    st = lstat(f"{root}/{caption}")
-                except OSError:
-                    st = None
-                # The hot loop of a reopen: one lstat, one compare (see `store.stat_key`).
-                if st is not None and seen.startswith(
-                    pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
-                ):
-                    digest: bytes | None = seen[_STAT_END:_DIGEST_END]
-                    disk_hash[caption] = digest
-                    if seen[_DIGEST_END] and caption not in adopted:
-                        tags = seen[SEEN_HEADER:]
-                        if digest == row[1] or digest == row[2] or digest == row[3]:
-                            # The original, or what we last wrote: the source is the
-                            # original's tags (kept); see the general case below.
-                            packed[caption] = tags
-                            if digest == row[1] and row[2] != digest:
-                                fix_known.append((caption, digest))
-                            elif digest != row[1] and digest != row[2]:
-                                fix_known.append((caption, digest))  # a pending write done
-                            continue
-                    read = False
-            if read:
-                try:
-                    data, st = self._read_one_stat(f"{root}/{caption}", caption)
-                except CaptionRefused as exc:
-                    self._mark_unreadable(caption, str(exc))
-                    fresh[caption] = None
-                    continue
-                except NotRegularFileError as exc:
-                    self._mark_unreadable(caption, f"{exc.strerror}: never read or written")
-                    fresh[caption] = None
-                    continue
-                except OSError as exc:
-                    self._mark_unreadable(
-                        caption,
-                        f"cannot read ({exc.strerror}): treated as no tags and never written",
-                    )
-                    fresh[caption] = None
-                    continue
-                digest = content_hash(data)
-                if not record:  # read-only, or no state: nothing is recorded
-                    pass
-                elif data is not None and st is not None:
-                    fresh[caption] = (
-                        stat_key(st) if st.st_mtime_ns < racy and st.st_size >= 0 else NO_STAT
-                    )
-                else:
-                    fresh[caption] = None
-            disk_hash[caption] = digest
-            tags = seen[SEEN_HEADER:] if seen is not None and seen[_DIGEST_END] else None
-            if row is None:  # a new file: its bytes are its original
-                packed[caption] = tags = self._parse_source(caption, data)
-                if store is not None:
-                    stat = fresh.get(caption)
-                    keep = tags if caption not in self._warned else None
-                    seen_now = (
-                        None if stat is None or digest is None else pack_seen(stat, digest, keep)
-                    )
-                    new_files.append((caption, data, digest, seen_now))
-                continue
-            if caption in adopted or digest != row[1]:
-                # The source is not what is on disk: an adopted version or the original.
-                if caption in adopted or tags is None:
-                    need_original.append(caption)
-                else:
-                    packed[caption] = tags
-                if digest != row[2]:
-                    if digest is not None and digest == row[3]:
-                        fix_known.append((caption, digest))
+        # A first open (no file records): a second process reads from the last captions.
+        pre = None
+        if not rows and len(todo) >= PREREAD_MIN:
+            pre = Preread.start(
+                root,
+                ["" if c in special else c for c in todo],
+                _PREREAD_BLOCK,
+                SEEN_STAT.format,
+                parser.underscores,
+                MAX_CAPTION_BYTES,
+                racy,
+            )
+        block_end = skip_to = base
+        try:
+            for i, caption in enumerate(todo, base):
+                if i < skip_to:
+                    continue  # the second process read it
+                if pre is not None and i == block_end:
+                    block_end += _PREREAD_BLOCK
+                    got = pre.take((i - base) // _PREREAD_BLOCK, parser.intern)
+                    if got is not None:
+                        skip_to = min(block_end, total)
+                        self._take_read(todo[i - base : skip_to - base], got, new_files, fresh)
+                        if progress is not None:
+                            progress("read", skip_to, total)
+                        continue
+                if progress is not None and (i % 1000 == 0 or i == total - 1):
+                    # A reopen only looks at each file's stat: reading is for what changed.
+                    progress("changed" if use_seen else "read", i + 1, total)
+                row = get_row(caption)
+                seen = row[4] if row is not None and use_seen else None
+                data: bytes | None = None
+                read = True
+                if seen is not None and caption not in special:
+                    try:
+                        st = lstat(f"{root}/{caption}")
+                    except OSError:
+                        st = None
+                    # The hot loop of a reopen: one lstat, one compare (see `store.stat_key`).
+                    if st is not None and seen.startswith(
+                        pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+                    ):
+                        digest: bytes | None = seen[_STAT_END:_DIGEST_END]
+                        disk_hash[caption] = digest
+                        if seen[_DIGEST_END] and caption not in adopted:
+                            tags = seen[SEEN_HEADER:]
+                            if digest == row[1] or digest == row[2] or digest == row[3]:
+                                # The original, or what we last wrote: the source is the
+                                # original's tags (kept); see the general case below.
+                                packed[caption] = tags
+                                if digest == row[1] and row[2] != digest:
+                                    fix_known.append((caption, digest))
+                                elif digest != row[1] and digest != row[2]:
+                                    fix_known.append((caption, digest))  # a pending write done
+                                continue
+                        read = False
+                if read:
+                    try:
+                        data, st = self._read_one_stat(f"{root}/{caption}", caption)
+                    except CaptionRefused as exc:
+                        self._mark_unreadable(caption, str(exc))
+                        fresh[caption] = None
+                        continue
+                    except NotRegularFileError as exc:
+                        self._mark_unreadable(caption, f"{exc.strerror}: never read or written")
+                        fresh[caption] = None
+                        continue
+                    except OSError as exc:
+                        self._mark_unreadable(
+                            caption,
+                            f"cannot read ({exc.strerror}): treated as no tags and never written",
+                        )
+                        fresh[caption] = None
+                        continue
+                    digest = content_hash(data)
+                    if not record:  # read-only, or no state: nothing is recorded
+                        pass
+                    elif data is not None and st is not None:
+                        fresh[caption] = (
+                            stat_key(st) if st.st_mtime_ns < racy and st.st_size >= 0 else NO_STAT
+                        )
                     else:
-                        self.changed_on_disk.add(caption)
-            else:
-                if tags is not None:
-                    packed[caption] = tags
-                elif read:
+                        fresh[caption] = None
+                disk_hash[caption] = digest
+                tags = seen[SEEN_HEADER:] if seen is not None and seen[_DIGEST_END] else None
+                if row is None:  # a new file: its bytes are its original
                     packed[caption] = tags = self._parse_source(caption, data)
-                    if caption in self._warned:
-                        tags = None
+                    if store is not None:
+                        stat = fresh.get(caption)
+                        keep = tags if caption not in self._warned else None
+                        seen_now = (
+                            None
+                            if stat is None or digest is None
+                            else pack_seen(stat, digest, keep)
+                        )
+                        new_files.append((caption, data, digest, seen_now))
+                    continue
+                if caption in adopted or digest != row[1]:
+                    # The source is not what is on disk: an adopted version or the original.
+                    if caption in adopted or tags is None:
+                        need_original.append(caption)
+                    else:
+                        packed[caption] = tags
+                    if digest != row[2]:
+                        if digest is not None and digest == row[3]:
+                            fix_known.append((caption, digest))
+                        else:
+                            self.changed_on_disk.add(caption)
                 else:
-                    need_original.append(caption)
-                if row[2] != digest:
-                    fix_known.append((caption, digest))
-            original_ids[caption] = tags
+                    if tags is not None:
+                        packed[caption] = tags
+                    elif read:
+                        packed[caption] = tags = self._parse_source(caption, data)
+                        if caption in self._warned:
+                            tags = None
+                    else:
+                        need_original.append(caption)
+                    if row[2] != digest:
+                        fix_known.append((caption, digest))
+                original_ids[caption] = tags
+        finally:
+            if pre is not None:
+                pre.close()  # it is stopped and reaped, whatever happened
         if need_original and store is not None:
             originals = store.originals(need_original)
             for caption in need_original:
@@ -834,7 +869,7 @@ class Workspace:
                     self.state.adopted.keys() | self.scan.special | self.unreadable.keys()
                     | self.links.keys() | self._warned | self.changed_on_disk
                 )  # fmt: skip
-                recorded.update(c for c, *_ in new_files)
+                recorded.update(map(itemgetter(0), new_files))
                 keep = partial(
                     _pack_record,
                     signature,
@@ -871,6 +906,31 @@ class Workspace:
                 Problem(caption, "changed on disk since lora-curator last wrote it")
             )
         return True
+
+    def _take_read(
+        self,
+        block: list[str],
+        got: tuple[list[Any], ...],
+        new_files: list[tuple[str, bytes | None, bytes | None, bytes | None]],
+        fresh: dict[str, bytes | None],
+    ) -> None:
+        """New captions the second process read (`preread`): kept as a first open keeps
+        what it reads, a block at once."""
+        datas, digests, stats, tags = got
+        self.disk_hash.update(zip(block, digests, strict=True))
+        self._packed.update(zip(block, tags, strict=True))
+        store = self.store
+        if store is None:
+            return
+        if store.read_only:
+            new_files.extend(zip(block, datas, digests, repeat(None), strict=False))
+            return
+        fresh.update(zip(block, stats, strict=True))
+        seen = [
+            None if s is None or d is None else pack_seen(s, d, t)
+            for s, d, t in zip(stats, digests, tags, strict=True)
+        ]
+        new_files.extend(zip(block, datas, digests, seen, strict=True))
 
     def _reuse_record(
         self,
