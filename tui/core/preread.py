@@ -216,6 +216,8 @@ class Preread(HelperProcess):
                     absent = [c for n, c in zip(lengths, id_counts, strict=True) if n == ABSENT]
                     if sum(read) != data_size or sum(id_counts) != n_ids or any(absent):
                         return False
+                    if order and max(order) >= len(self._names):
+                        return False  # (an id of its tags out of range is found at `take`)
                     self._frames[index] = (
                         count,
                         lengths,
